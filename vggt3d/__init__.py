@@ -1,0 +1,42 @@
+"""vggt3d: feed-forward 3D geometry (cameras, depth, point maps, tracks) from images.
+
+A VGGT-style model (Wang et al., "VGGT: Visual Geometry Grounded Transformer",
+CVPR 2025, arXiv:2503.11651) that loads the public VGGT-1B checkpoint and
+reproduces its outputs, plus the library around it.
+"""
+
+from __future__ import annotations
+
+import os as _os
+
+# ``heads/`` and ``data/`` live at the repository root and install as
+# ``vggt3d.heads`` / ``vggt3d.data`` (setuptools package-dir mapping). When the
+# source tree itself is imported (repository root on sys.path: ``python
+# train.py``, ``python -m pytest``), make the two sub-packages resolvable too.
+_root = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
+if not _os.path.isdir(_os.path.join(_os.path.dirname(__file__), "heads")) and _os.path.isfile(
+    _os.path.join(_root, "heads", "__init__.py")
+):
+    __path__.append(_root)  # type: ignore[name-defined]  # noqa: F821
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "ModelConfig": "vggt3d.config",
+    "VGGT3D": "vggt3d.model",
+    "load_images": "vggt3d.io.images",
+    "preprocess_images": "vggt3d.io.images",
+}
+
+__all__ = sorted(_LAZY) + ["__version__"]
+
+
+def __getattr__(name: str):
+    # Lazy re-exports keep ``import vggt3d`` cheap and free of side effects.
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'vggt3d' has no attribute {name!r}")
