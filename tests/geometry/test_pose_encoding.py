@@ -76,7 +76,9 @@ def test_round_trip_encoding_to_cameras_and_back(lead):
 
 def test_round_trip_cameras_to_encoding_and_back():
     cam_from_world, intrinsics = pose_encoding_to_cameras(random_pose_enc(2, 3, seed=7), (28, 42))
-    homogeneous = torch.cat([cam_from_world, torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=torch.float64).expand(2, 3, 1, 4)], dim=-2)
+    homogeneous = torch.cat(
+        [cam_from_world, torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=torch.float64).expand(2, 3, 1, 4)], dim=-2
+    )
     pose_enc = cameras_to_pose_encoding(homogeneous, intrinsics, (28, 42))
     decoded_extrinsics, decoded_intrinsics = pose_encoding_to_cameras(pose_enc, (28, 42))
     assert_close(decoded_extrinsics, cam_from_world)

@@ -108,7 +108,9 @@ def test_gradcheck_unprojection():
 def test_gradcheck_projection():
     _, cam_from_world, intrinsics = small_scene(seed=5)
     points = torch.randn(2, 3, 3, dtype=torch.float64)
-    points = points + (cam_from_world[:, None, :, :3].transpose(-1, -2) @ torch.tensor([0, 0, 5.0], dtype=torch.float64)[:, None]).squeeze(-1)
+    points = points + (
+        cam_from_world[:, None, :, :3].transpose(-1, -2) @ torch.tensor([0, 0, 5.0], dtype=torch.float64)[:, None]
+    ).squeeze(-1)
     inputs = (points.requires_grad_(), cam_from_world.requires_grad_(), intrinsics.requires_grad_())
     assert torch.autograd.gradcheck(lambda p, e, k: project_points(p, e, k)[0], inputs)
 

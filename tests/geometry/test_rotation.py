@@ -47,7 +47,10 @@ def test_known_rotations():
     # 90 degrees about z maps x to y: q = (0, 0, sin 45, cos 45).
     s = math.sqrt(0.5)
     rotation = quat_xyzw_to_rotation_matrix(torch.tensor([0.0, 0.0, s, s], dtype=torch.float64))
-    assert_close(rotation @ torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64), torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64))
+    assert_close(
+        rotation @ torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64),
+        torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64),
+    )
     identity = quat_xyzw_to_rotation_matrix(torch.tensor([0.0, 0.0, 0.0, 1.0]))
     assert_close(identity, torch.eye(3))
     assert_close(rotation_matrix_to_quat_xyzw(torch.eye(3)), torch.tensor([0.0, 0.0, 0.0, 1.0]))
@@ -85,7 +88,14 @@ def test_quaternion_round_trip_is_standardised():
 
 @pytest.mark.parametrize(
     ("axis", "angle"),
-    [((1, 0, 0), math.pi), ((0, 1, 0), math.pi), ((0, 0, 1), math.pi), ((1, 1, 0), math.pi), ((1, 2, 3), 1e-7), ((0, 0, 1), 0.0)],
+    [
+        ((1, 0, 0), math.pi),
+        ((0, 1, 0), math.pi),
+        ((0, 0, 1), math.pi),
+        ((1, 1, 0), math.pi),
+        ((1, 2, 3), 1e-7),
+        ((0, 0, 1), 0.0),
+    ],
 )
 def test_matrix_round_trip_for_hard_rotations(axis, angle):
     rotation = axis_angle_matrix(axis, angle)

@@ -59,7 +59,7 @@ def test_relative_to_first():
     assert_close(relative, expected[..., :3, :])
     # A change of world frame (E_i -> E_i G) leaves relative poses unchanged.
     change = to_homogeneous_transform(random_rigid(seed=3))
-    moved = (to_homogeneous_transform(cam_from_world) @ change)
+    moved = to_homogeneous_transform(cam_from_world) @ change
     assert_close(relative_to_first(moved), to_homogeneous_transform(relative))
 
 

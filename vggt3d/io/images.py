@@ -1,0 +1,316 @@
+"""Image loading for the model: decode, resize to a multiple of 14, crop or pad, batch.
+
+Reproduces the original VGGT loader (``load_and_preprocess_images``) exactly for
+8-bit images, and records per image how model pixels map back to the original
+image, so predicted points and intrinsics can be expressed in either space.
+
+Convention: pixel centres are at integer coordinates (u column, v row) in both
+spaces; ``u_model = (u_orig + 0.5) * scale_x - 0.5 + offset_x`` (same for v with
+``scale_y``, ``offset_y``). "Original" means the decoded image after EXIF
+orientation when ``exif_transpose=True`` (as an image viewer shows it).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torch import Tensor
+
+__all__ = ["ImageLoadError", "ImageTransform", "PreprocessedImages", "load_images", "preprocess_images"]
+
+logger = logging.getLogger(__name__)
+
+PATCH_SIZE = 14
+MODES = ("crop", "pad")
+PathLike = str | os.PathLike
+_SIXTEEN_BIT_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N")
+_ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
+
+
+class ImageLoadError(ValueError):
+    """A file exists but cannot be decoded as an image."""
+
+
+@dataclass(frozen=True)
+class ImageTransform:
+    """Where one original image sits inside the model input.
+
+    Convention: pixel centres at integers; ``u_model = (u_orig + 0.5) * scale_x - 0.5
+    + offset_x`` and ``v_model = (v_orig + 0.5) * scale_y - 0.5 + offset_y``, where
+    ``scale = resized / original`` and the offset is negative for a crop and
+    positive for padding.
+    """
+
+    original_width: int
+    original_height: int
+    resized_width: int  # size after the bicubic resize, before crop or padding
+    resized_height: int
+    offset_x: int  # model x of the resized image's left edge
+    offset_y: int  # model y of the resized image's top edge (negative when cropped)
+    model_width: int
+    model_height: int
+
+    @property
+    def scale_x(self) -> float:
+        return self.resized_width / self.original_width
+
+    @property
+    def scale_y(self) -> float:
+        return self.resized_height / self.original_height
+
+    @property
+    def content_box_xyxy(self) -> tuple[int, int, int, int]:
+        """Model pixels holding image content (not padding), as ``[x0, x1) x [y0, y1)`` edges."""
+        x0, y0 = max(self.offset_x, 0), max(self.offset_y, 0)
+        x1 = min(self.offset_x + self.resized_width, self.model_width)
+        y1 = min(self.offset_y + self.resized_height, self.model_height)
+        return x0, y0, x1, y1
+
+    def _affine(self) -> tuple[list[float], list[float]]:
+        """``(scale, shift)`` so that ``uv_model = uv_orig * scale + shift`` (x, y)."""
+        scale = [self.scale_x, self.scale_y]
+        shift = [0.5 * scale[0] - 0.5 + self.offset_x, 0.5 * scale[1] - 0.5 + self.offset_y]
+        return scale, shift
+
+    def original_to_model_points(self, uv: Any) -> Any:
+        """Map pixel coordinates ``uv [..., 2]`` (x, y) from the original image to the model input.
+
+        Convention: pixel centres at integers. Returns a tensor for a tensor input,
+        else a float64 numpy array.
+        """
+        uv = _as_float(uv, "uv", (2,))
+        scale, shift = self._affine()
+        return uv * _like(uv, scale) + _like(uv, shift)
+
+    def model_to_original_points(self, uv: Any) -> Any:
+        """Map pixel coordinates ``uv [..., 2]`` (x, y) from the model input to the original image.
+
+        Convention: pixel centres at integers; inverse of :meth:`original_to_model_points`.
+        """
+        uv = _as_float(uv, "uv", (2,))
+        scale, shift = self._affine()
+        return (uv - _like(uv, shift)) / _like(uv, scale)
+
+    def _intrinsics_map(self) -> np.ndarray:
+        """``A [3, 3]`` with ``K_model = A @ K_original``."""
+        (sx, sy), (bx, by) = self._affine()
+        return np.array([[sx, 0.0, bx], [0.0, sy, by], [0.0, 0.0, 1.0]])
+
+    def intrinsics_to_model(self, intrinsics: Any) -> Any:
+        """Express pixel intrinsics ``K [..., 3, 3]`` of the original image in model pixels.
+
+        Convention: ``f' = f * s``, ``c' = (c + 0.5) * s - 0.5 + offset`` per axis
+        (pixel centres at integers; skew scales with x).
+        """
+        intrinsics = _as_float(intrinsics, "intrinsics", (3, 3))
+        return _like(intrinsics, self._intrinsics_map()) @ intrinsics
+
+    def intrinsics_to_original(self, intrinsics: Any) -> Any:
+        """Express pixel intrinsics ``K [..., 3, 3]`` of the model input in original pixels.
+
+        Convention: inverse of :meth:`intrinsics_to_model`.
+        """
+        intrinsics = _as_float(intrinsics, "intrinsics", (3, 3))
+        return _like(intrinsics, np.linalg.inv(self._intrinsics_map())) @ intrinsics
+
+    def to_dict(self) -> dict[str, float | int]:
+        """Plain dict of the fields plus ``scale_x``/``scale_y`` (JSON-serialisable)."""
+        return {**asdict(self), "scale_x": self.scale_x, "scale_y": self.scale_y}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ImageTransform:
+        """Inverse of :meth:`to_dict` (derived keys are ignored)."""
+        return cls(**{f.name: int(data[f.name]) for f in fields(cls)})
+
+
+def _as_float(value: Any, name: str, trailing: tuple[int, ...]) -> Any:
+    """A float tensor (kept as given) or a float64 array, checked to end with ``trailing``."""
+    value = value if isinstance(value, Tensor) else np.asarray(value, dtype=np.float64)
+    if tuple(value.shape[value.ndim - len(trailing) :]) != trailing:
+        shape = ", ".join(str(d) for d in trailing)
+        raise ValueError(f"{name} must have shape [..., {shape}], got {list(value.shape)}")
+    return value if not isinstance(value, Tensor) or value.is_floating_point() else value.double()
+
+
+def _like(reference: Any, values: Any) -> Any:
+    if isinstance(reference, Tensor):
+        return torch.as_tensor(np.asarray(values), dtype=reference.dtype, device=reference.device)
+    return np.asarray(values, dtype=np.float64)
+
+
+@dataclass
+class PreprocessedImages:
+    """Model-ready images and the per-image mapping back to the original files."""
+
+    images: Tensor  # [S, 3, H, W] float32 RGB in [0, 1]
+    transforms: list[ImageTransform]  # one per image, in input order
+    paths: list[str]
+
+
+def _open_image(path: Path, exif_transpose: bool) -> Image.Image:
+    """Decode ``path`` fully, applying EXIF orientation if asked."""
+    if not path.exists():
+        raise FileNotFoundError(errno.ENOENT, f"image file not found: {path}", str(path))
+    if path.is_dir():
+        raise ImageLoadError(f"{path} is a directory, not an image file; pass the image files inside it")
+    try:
+        with Image.open(path) as opened:
+            opened.load()
+            image = opened.copy()
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise ImageLoadError(
+            f"cannot read {path} as an image ({exc}); check that the file is a complete image in a format "
+            "Pillow can open (PNG, JPEG, TIFF, WebP, BMP, ...), or convert it, or remove it from the input"
+        ) from exc
+    if exif_transpose:
+        try:
+            image = ImageOps.exif_transpose(image)
+        except Exception as exc:  # malformed EXIF must not make a readable image unusable
+            logger.warning("ignoring unreadable EXIF orientation of %s: %s", path, exc)
+    return image
+
+
+def _decode_colour(image: Image.Image, path: Path) -> Image.Image:
+    """Return an 8-bit ``RGB`` image, or a float ``F`` (grayscale in [0, 1]) one for 16-bit/float data.
+
+    Convention: transparency is composited onto white; ``I``/``I;16*`` values are
+    read as 16-bit (divided by 65535), ``F`` values as already in [0, 1].
+    """
+    try:
+        if image.mode in _SIXTEEN_BIT_MODES:
+            data = np.asarray(image, dtype=np.float64) / 65535.0  # [H, W]
+            return Image.fromarray(np.clip(data, 0.0, 1.0).astype(np.float32))
+        if image.mode == "F":
+            return Image.fromarray(np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0))
+        if image.mode in _ALPHA_MODES or "transparency" in image.info:
+            rgba = image.convert("RGBA")
+            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            image = Image.alpha_composite(white, rgba)
+        return image.convert("RGB")
+    except (OSError, ValueError) as exc:
+        raise ImageLoadError(
+            f"cannot convert {path} (mode {image.mode}) to RGB ({exc}); convert it to an 8-bit RGB PNG first"
+        ) from exc
+
+
+def _resized_size(width: int, height: int, mode: str, size: int) -> tuple[int, int]:
+    """``(width, height)`` after resizing: a multiple of 14 with the aspect ratio kept.
+
+    ``crop``: width = size; ``pad``: the longer side = size. The other side is
+    ``round(side * size / long / 14) * 14`` (Python rounding, as the original),
+    but at least 14.
+    """
+    if mode == "pad" and height > width:
+        return max(PATCH_SIZE, round(width * (size / height) / PATCH_SIZE) * PATCH_SIZE), size
+    return size, max(PATCH_SIZE, round(height * (size / width) / PATCH_SIZE) * PATCH_SIZE)
+
+
+def _process_one(image: Image.Image, mode: str, size: int) -> tuple[np.ndarray, ImageTransform]:
+    """Resize, then crop (``crop``) or pad to ``size x size`` (``pad``): ``[3, H, W]`` float32."""
+    width, height = image.size
+    new_width, new_height = _resized_size(width, height, mode, size)
+    resized = image.resize((new_width, new_height), Image.Resampling.BICUBIC)
+    if resized.mode == "F":
+        gray = np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)  # [H, W]
+        pixels = np.repeat(gray[None], 3, axis=0)  # [3, H, W]
+    else:
+        pixels = np.asarray(resized, dtype=np.uint8).transpose(2, 0, 1).astype(np.float32) / np.float32(255.0)
+    offset_x = offset_y = 0
+    if mode == "crop" and new_height > size:
+        offset_y = -((new_height - size) // 2)
+        pixels = pixels[:, -offset_y : -offset_y + size]  # [3, size, W]
+    elif mode == "pad":
+        offset_y, offset_x = (size - new_height) // 2, (size - new_width) // 2
+        pixels = _place(pixels, size, size, offset_y, offset_x)  # [3, size, size]
+    model_height, model_width = pixels.shape[1:]
+    transform = ImageTransform(width, height, new_width, new_height, offset_x, offset_y, model_width, model_height)
+    return pixels, transform
+
+
+def _place(pixels: np.ndarray, height: int, width: int, top: int, left: int) -> np.ndarray:
+    """Paste ``pixels [3, h, w]`` onto a white ``[3, height, width]`` canvas at (top, left)."""
+    canvas = np.ones((3, height, width), dtype=np.float32)
+    canvas[:, top : top + pixels.shape[1], left : left + pixels.shape[2]] = pixels
+    return canvas
+
+
+def _check_arguments(paths: Any, mode: str, size: int) -> list[Path]:
+    if isinstance(paths, str | os.PathLike):
+        paths = [paths]
+    paths = [Path(os.fspath(p)) for p in paths]
+    if not paths:
+        raise ValueError("paths is empty: at least one image path is required")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(repr(m) for m in MODES)}, got {mode!r}")
+    if isinstance(size, bool) or not isinstance(size, int) or size <= 0 or size % PATCH_SIZE:
+        raise ValueError(f"size must be a positive multiple of {PATCH_SIZE} (the patch size), got {size!r}")
+    return paths
+
+
+def preprocess_images(
+    paths: Sequence[PathLike] | PathLike,
+    mode: Literal["crop", "pad"] = "crop",
+    size: int = 518,
+    exif_transpose: bool = True,
+) -> PreprocessedImages:
+    """Load image files into a model-ready batch, recording each image's geometry.
+
+    Convention: RGB in [0, 1], ``[S, 3, H, W]``; H and W are multiples of 14.
+    ``crop``: width ``size``, height keeps the aspect ratio and is centre-cropped
+    to ``size`` when taller. ``pad``: the longer side is ``size`` and the image is
+    centred on a white ``size x size`` canvas. Images of different sizes are each
+    centred on white to the largest H and W. Transparency is composited onto white.
+
+    Args:
+        paths: image files (a single path is accepted too).
+        mode: ``"crop"`` or ``"pad"``.
+        size: target width (crop) or longer side (pad); a positive multiple of 14.
+        exif_transpose: apply the EXIF orientation tag (as viewers do).
+
+    Raises:
+        ValueError: empty ``paths``, unknown ``mode``, bad ``size``.
+        FileNotFoundError: a path does not exist.
+        ImageLoadError: a file cannot be decoded as an image.
+    """
+    path_list = _check_arguments(paths, mode, size)
+    processed = []
+    for path in path_list:
+        image = _decode_colour(_open_image(path, exif_transpose), path)
+        processed.append(_process_one(image, mode, size))
+
+    max_height = max(pixels.shape[1] for pixels, _ in processed)
+    max_width = max(pixels.shape[2] for pixels, _ in processed)
+    batch, transforms = [], []
+    for pixels, transform in processed:
+        top, left = (max_height - pixels.shape[1]) // 2, (max_width - pixels.shape[2]) // 2
+        if pixels.shape[1:] != (max_height, max_width):
+            logger.debug("padding an image of %s to %dx%d", pixels.shape[1:], max_height, max_width)
+            pixels = _place(pixels, max_height, max_width, top, left)
+        batch.append(pixels)
+        offsets = dict(offset_x=transform.offset_x + left, offset_y=transform.offset_y + top)
+        transforms.append(replace(transform, **offsets, model_width=max_width, model_height=max_height))
+    images = torch.from_numpy(np.stack(batch))  # [S, 3, H, W]
+    return PreprocessedImages(images=images, transforms=transforms, paths=[str(p) for p in path_list])
+
+
+def load_images(
+    paths: Sequence[PathLike] | PathLike,
+    mode: Literal["crop", "pad"] = "crop",
+    size: int = 518,
+    exif_transpose: bool = True,
+) -> Tensor:
+    """Load image files as a ``[S, 3, H, W]`` float32 RGB batch in [0, 1].
+
+    Convention: as :func:`preprocess_images` (which also returns the per-image
+    transforms back to original pixels).
+    """
+    return preprocess_images(paths, mode=mode, size=size, exif_transpose=exif_transpose).images
