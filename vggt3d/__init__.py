@@ -23,9 +23,13 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "ModelConfig": "vggt3d.config",
+    "ConfigError": "vggt3d.config",
     "VGGT3D": "vggt3d.model",
+    "CheckpointError": "vggt3d.hub",
     "load_images": "vggt3d.io.images",
     "preprocess_images": "vggt3d.io.images",
+    "ImageTransform": "vggt3d.io.images",
+    "ImageLoadError": "vggt3d.io.images",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]
