@@ -25,7 +25,11 @@ MAX_SCALE = 518.0
 
 
 class Tracker(nn.Module):
-    """Feature maps ``[B, S, C, h', w']`` + queries ``[B, N, 2]`` -> tracks, visibility, confidence."""
+    """Feature maps ``[B, S, C, h', w']`` + queries ``[B, N, 2]`` -> tracks, visibility and confidence logits.
+
+    Tracks are a list (one per iteration) of ``[B, S, N, 2]`` pixel positions;
+    the logits are ``[B, S, N]`` (apply a sigmoid for probabilities).
+    """
 
     def __init__(self, config: TrackHeadConfig) -> None:
         super().__init__()
@@ -75,9 +79,9 @@ class Tracker(nn.Module):
             coords = coords + rearrange(delta[:, :2], "(b n s) two -> b s n two", b=B, n=N)
             coords[:, 0] = query  # frame 0 stays at the query
             tracks.append(coords * self.stride)
-        vis = torch.sigmoid(self.vis_predictor(feats).squeeze(-1))  # [B, S, N]
-        conf = torch.sigmoid(self.conf_predictor(feats).squeeze(-1))
-        return tracks, vis, conf
+        vis_logits = self.vis_predictor(feats).squeeze(-1)  # [B, S, N]
+        conf_logits = self.conf_predictor(feats).squeeze(-1)
+        return tracks, vis_logits, conf_logits
 
 
 class TrackHead(nn.Module):

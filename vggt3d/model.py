@@ -43,7 +43,8 @@ class VGGT3D(PretrainedMixin, nn.Module):
     - ``world_points`` ``[B, S, H, W, 3]`` (frame 0's camera coordinates) and ``world_points_conf``.
     - with ``query_points`` ``[N, 2]`` or ``[B, N, 2]`` (pixels ``(x, y)`` in
       frame 0, pixel centres at integers): ``track`` ``[B, S, N, 2]``, ``vis``
-      and ``conf`` ``[B, S, N]`` in [0, 1].
+      and ``conf`` ``[B, S, N]`` in [0, 1]; also ``track_list`` (every
+      iteration) and ``vis_logits`` / ``conf_logits`` (pre-sigmoid, for losses).
 
     On CUDA the aggregator runs under bf16 (fp16 where bf16 is unsupported)
     autocast and the heads in fp32, as the original does; on CPU everything is fp32.
@@ -167,7 +168,8 @@ class VGGT3D(PretrainedMixin, nn.Module):
             if self.point_head is not None:
                 out["world_points"], out["world_points_conf"] = self.point_head(tokens, (H, W), start)
             if query_points is not None:
-                tracks, vis, conf = self.track_head(tokens, (H, W), start, query_points)
-                out["track"], out["vis"], out["conf"] = tracks[-1], vis, conf
-                out["track_list"] = tracks
+                tracks, vis_logits, conf_logits = self.track_head(tokens, (H, W), start, query_points)
+                out["track"], out["track_list"] = tracks[-1], tracks
+                out["vis"], out["conf"] = torch.sigmoid(vis_logits), torch.sigmoid(conf_logits)
+                out["vis_logits"], out["conf_logits"] = vis_logits, conf_logits
         return out
