@@ -1,11 +1,11 @@
-"""Reconstruction entry point (thin wrapper over the package).
+"""Reconstruction entry point: the same command as ``vggt3d reconstruct`` (see ``--help``).
 
-`vggt3d reconstruct` and its exporters (COLMAP, PLY, GLB, depth maps) are
-built by issue #5; until it lands this script only says so.
+    python infer.py photos/ --out scene
 """
 
 import sys
 
+from vggt3d.commands.reconstruct import main
+
 if __name__ == "__main__":
-    sys.exit("infer.py: the reconstruction command is not implemented yet (tracked in issue #5). "
-             "Use the Python API in README.md (VGGT3D.from_pretrained + load_images).")
+    sys.exit(main())

@@ -30,6 +30,8 @@ _LAZY = {
     "preprocess_images": "vggt3d.io.images",
     "ImageTransform": "vggt3d.io.images",
     "ImageLoadError": "vggt3d.io.images",
+    "reconstruct": "vggt3d.reconstruct",
+    "Reconstruction": "vggt3d.reconstruct",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

@@ -14,6 +14,7 @@ import sys
 
 #: sub-command -> (module, one-line help). Add one line per sub-command.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "reconstruct": ("vggt3d.commands.reconstruct", "cameras, depth and point clouds from images or a video"),
 }
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -25,7 +25,15 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
-__all__ = ["ImageLoadError", "ImageTransform", "PreprocessedImages", "load_images", "preprocess_images"]
+__all__ = [
+    "ImageLoadError",
+    "ImageTransform",
+    "PreprocessedImages",
+    "load_images",
+    "open_image",
+    "preprocess_images",
+    "preprocess_pil_images",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -249,11 +257,15 @@ def _check_arguments(paths: Any, mode: str, size: int) -> list[Path]:
     paths = [Path(os.fspath(p)) for p in paths]
     if not paths:
         raise ValueError("paths is empty: at least one image path is required")
+    _check_mode_and_size(mode, size)
+    return paths
+
+
+def _check_mode_and_size(mode: str, size: int) -> None:
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(repr(m) for m in MODES)}, got {mode!r}")
     if isinstance(size, bool) or not isinstance(size, int) or size <= 0 or size % PATCH_SIZE:
         raise ValueError(f"size must be a positive multiple of {PATCH_SIZE} (the patch size), got {size!r}")
-    return paths
 
 
 def preprocess_images(
@@ -286,7 +298,11 @@ def preprocess_images(
     for path in path_list:
         image = _decode_colour(_open_image(path, exif_transpose), path)
         processed.append(_process_one(image, mode, size))
+    return _stack(processed, [str(p) for p in path_list])
 
+
+def _stack(processed: list[tuple[np.ndarray, ImageTransform]], paths: list[str]) -> PreprocessedImages:
+    """Centre each ``[3, h, w]`` image on white to the largest H and W, and stack: ``[S, 3, H, W]``."""
     max_height = max(pixels.shape[1] for pixels, _ in processed)
     max_width = max(pixels.shape[2] for pixels, _ in processed)
     batch, transforms = [], []
@@ -299,7 +315,7 @@ def preprocess_images(
         offsets = dict(offset_x=transform.offset_x + left, offset_y=transform.offset_y + top)
         transforms.append(replace(transform, **offsets, model_width=max_width, model_height=max_height))
     images = torch.from_numpy(np.stack(batch))  # [S, 3, H, W]
-    return PreprocessedImages(images=images, transforms=transforms, paths=[str(p) for p in path_list])
+    return PreprocessedImages(images=images, transforms=transforms, paths=paths)
 
 
 def load_images(
@@ -314,3 +330,47 @@ def load_images(
     transforms back to original pixels).
     """
     return preprocess_images(paths, mode=mode, size=size, exif_transpose=exif_transpose).images
+
+
+def open_image(path: PathLike, exif_transpose: bool = True) -> Image.Image:
+    """Decode one image file the way :func:`preprocess_images` does, without resizing.
+
+    Convention: EXIF orientation applied when ``exif_transpose`` (as viewers show
+    the image); returns 8-bit ``RGB`` (transparency composited onto white), or
+    ``F`` (grayscale in [0, 1]) for 16-bit and float images.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ImageLoadError: the file cannot be decoded as an image.
+    """
+    path = Path(os.fspath(path))
+    return _decode_colour(_open_image(path, exif_transpose), path)
+
+
+def preprocess_pil_images(
+    images: Iterable[Image.Image],
+    mode: Literal["crop", "pad"] = "crop",
+    size: int = 518,
+    names: Sequence[str] | None = None,
+) -> PreprocessedImages:
+    """:func:`preprocess_images` for images already in memory (video frames, :func:`open_image` results).
+
+    Convention: as :func:`preprocess_images`; ``images`` is consumed one image at
+    a time (a generator keeps only one full-size image alive), in any PIL mode.
+    ``names`` (default ``image_0000``, ...) fill :attr:`PreprocessedImages.paths`.
+
+    Raises:
+        ValueError: no images, unknown ``mode``, bad ``size``, or ``names`` of another length.
+        ImageLoadError: an image cannot be converted to RGB.
+    """
+    _check_mode_and_size(mode, size)
+    processed, labels = [], []
+    for index, image in enumerate(images):
+        label = names[index] if names is not None and index < len(names) else f"image_{index:04d}"
+        processed.append(_process_one(_decode_colour(image, Path(label)), mode, size))
+        labels.append(label)
+    if not processed:
+        raise ValueError("images is empty: at least one image is required")
+    if names is not None and len(names) != len(labels):
+        raise ValueError(f"got {len(names)} names for {len(labels)} images")
+    return _stack(processed, labels)

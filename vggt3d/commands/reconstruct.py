@@ -1,0 +1,207 @@
+"""Reconstruct cameras, depth maps and point clouds from a folder of images, files, a glob or a video.
+
+Writes into --out (all at the original image resolution): cameras.json,
+points.ply, scene.glb, colmap/sparse/0 (with colmap/images), depth/ and
+confidence/, transforms.json (nerfstudio), splats.ply (3D Gaussian splatting),
+images/, with --tracks tracks.npz, and with --scene-folder scene/ (a vggt3d
+scene folder). The output appears only when complete.
+
+Examples:
+
+    vggt3d reconstruct photos/ --out scene
+    vggt3d reconstruct "shots/*.jpg" --out scene --formats colmap,ply --shared-camera
+    vggt3d reconstruct walk.mp4 --fps 2 --max-frames 40 --out walk --tracks grid:16
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import sys
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+#: ``vggt3d.hub.DEFAULT_REPO``, repeated so that ``vggt3d --help`` does not import torch.
+DEFAULT_WEIGHTS = "facebook/VGGT-1B"
+_SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kmgt]?)(i?b)?\s*$", re.IGNORECASE)
+
+
+def parse_size(text: str) -> int:
+    """``"16GB"``, ``"512MB"``, ``"1.5T"`` (binary multiples) or a plain number of GB -> bytes."""
+    match = _SIZE.match(text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a memory size: {text!r} (use e.g. 16GB or 512MB)")
+    value, unit = float(match.group(1)), (match.group(2) or ("b" if match.group(3) else "g")).lower()
+    return int(value * 1024 ** "bkmgt".index(unit))
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from vggt3d.export import FORMATS  # light: building the parser must not import torch
+
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.description = __doc__
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="a folder of images (jpg, png, webp, tiff, bmp; natural order), image files, a quoted "
+                             "glob, a .txt list of files, or one video (mp4, mov, mkv, webm)")
+    parser.add_argument("-o", "--out", required=True, type=Path, help="output directory (created; must be empty)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out")
+    model = parser.add_argument_group("model")
+    model.add_argument("--weights", default=DEFAULT_WEIGHTS,
+                       help=f"Hugging Face repo id (default {DEFAULT_WEIGHTS}), checkpoint directory or file "
+                            "(.safetensors/.pt), or the name of a model shipped with vggt3d")
+    model.add_argument("--config", default=None,
+                       help="architecture for a bare weights file: a preset name (vggt-1b, tiny) or a config.json")
+    model.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
+    model.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                       help="inference precision; auto: bf16 on GPUs that support it, fp16 on older GPUs, fp32 on CPU")
+    model.add_argument("--mode", default="crop", choices=["crop", "pad"],
+                       help="fit images to the model by centre crop (default) or white padding")
+    model.add_argument("--max-memory", type=parse_size, default=None, metavar="SIZE",
+                       help="memory the run may use, e.g. 24GB (default: free memory of the device); "
+                            "frames that are estimated not to fit are refused before inference")
+    frames = parser.add_argument_group("frames")
+    frames.add_argument("--fps", type=float, default=None, help="video: keep at most this many frames per second")
+    frames.add_argument("--stride", type=_positive_int, default=1, help="keep every N-th frame or image")
+    frames.add_argument("--max-frames", type=_positive_int, default=None, help="use at most N frames or images")
+    frames.add_argument("--skip-bad", action="store_true",
+                        help="leave out images that cannot be read (with a warning) instead of stopping")
+    points = parser.add_argument_group("points")
+    points.add_argument("--points-from", default="depth", choices=["depth", "pointmap"],
+                        help="world points from depth maps and cameras (default, more accurate) or the point map")
+    points.add_argument("--conf-threshold", type=float, default=50.0,
+                        help="drop points below this confidence percentile (0-100, default 50)")
+    points.add_argument("--conf-absolute", action="store_true",
+                        help="read --conf-threshold as an absolute confidence (>= 1) instead of a percentile")
+    points.add_argument("--max-points", type=int, default=1_000_000,
+                        help="random subset of at most N points (default 1000000; 0 keeps all)")
+    points.add_argument("--tracks", default=None, metavar="SPEC",
+                        help="also track points from the first image: 'grid' (16x16), 'grid:N', or a file (.npy, "
+                             ".txt, .csv) of 'x y' pixels in the first image at its original resolution")
+    points.add_argument("--shared-camera", action="store_true",
+                        help="one camera (the mean intrinsics) for all frames; images must have one size")
+    points.add_argument("--seed", type=int, default=0, help="seed of the --max-points subset")
+    output = parser.add_argument_group("output")
+    output.add_argument("--formats", default="all",
+                        help=f"comma-separated list of: {', '.join(FORMATS)}; 'all' (the default) is every "
+                             "format but scene_folder")
+    output.add_argument("--scene-folder", action="store_true",
+                        help="also write scene/, the predictions as a vggt3d scene folder (readable as a dataset)")
+    output.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _config(value: str | None):
+    if value is None:
+        return None
+    from vggt3d.config import PRESETS, ModelConfig
+
+    return value if value in PRESETS else ModelConfig.from_json(value)
+
+
+def _checkpoint_hint(exc: Exception, weights: str) -> str:
+    """Append how to use a shipped model when hub weights could not be fetched."""
+    from vggt3d.hub import shipped_models
+
+    message = str(exc)
+    if "could not get the weights" not in message and "neither an existing file" not in message:
+        return message
+    shipped = list(shipped_models())
+    if shipped:
+        return (message + f"\nTo run without downloading, use a model shipped with vggt3d: --weights {shipped[0]}"
+                + (f" (shipped: {', '.join(shipped)})" if len(shipped) > 1 else ""))
+    return message + ("\nModels shipped with vggt3d run without any download (--weights <name>); this "
+                      "installation ships none yet.")
+
+
+def _summary(rec, written: dict, out: Path, export_seconds: float) -> str:
+    from vggt3d.reconstruct import _format_bytes
+
+    info = rec.info
+    t = info["timings"]
+    total = t["total"] + export_seconds
+    cut = info["conf_cut"]
+    rule = (f"confidence >= {cut:.4g}" + ("" if info["conf_absolute"]
+                                          else f", the {info['conf_threshold']:g}th percentile"))
+    lines = [
+        f"reconstructed {rec.num_frames} frame{'s' if rec.num_frames != 1 else ''} from {info['input']} "
+        f"on {info['device']} ({info['dtype']}, model input {info['model_size'][0]}x{info['model_size'][1]})",
+        f"points: {len(rec.points):,} kept of {info['points_candidates']:,} passing {rule}"
+        + (f" (random subset of --max-points {info['max_points']:,})"
+           if info["max_points"] is not None and info["points_candidates"] > len(rec.points) else ""),
+        f"time: {total:.1f} s (load {t['load']:.1f}, model {t['model']:.1f}, inference {t['inference']:.1f}, "
+        f"points {t['points']:.1f}, export {export_seconds:.1f})",
+        f"peak memory: {_format_bytes(info['peak_memory_bytes'])} ({info['peak_memory_kind']}; "
+        f"estimated {_format_bytes(info['memory_estimate_bytes'])} for inference)",
+    ]
+    if info["skipped_other"]:
+        lines.append(info["skipped_other"])
+    if info["skipped_bad"]:
+        lines.append(f"left out {len(info['skipped_bad'])} unreadable image(s): "
+                     + ", ".join(Path(p).name for p, _ in info["skipped_bad"]))
+    lines.append(f"outputs in {out}/:")
+    for name, paths in written.items():
+        shown = sorted({str(p.relative_to(out)).split("/")[0] + ("/" if p.parent != out else "") for p in paths})
+        lines.append(f"  {name:<13} {', '.join(shown)}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from vggt3d.config import ConfigError
+    from vggt3d.export import OutputExistsError, check_output_dir, parse_formats
+    from vggt3d.hub import CheckpointError
+    from vggt3d.io.images import ImageLoadError
+    from vggt3d.io.inputs import InputError
+    from vggt3d.io.video import VideoReadError
+    from vggt3d.reconstruct import ReconstructionError, reconstruct
+
+    progress = not args.no_progress
+    try:
+        formats = parse_formats(args.formats)
+        if args.scene_folder and "scene_folder" not in formats:
+            formats.append("scene_folder")
+        check_output_dir(args.out, args.overwrite)
+        rec = reconstruct(
+            args.inputs if len(args.inputs) > 1 else args.inputs[0], model=args.weights, config=_config(args.config),
+            device=args.device, dtype=args.dtype, mode=args.mode, points_from=args.points_from,
+            conf_threshold=args.conf_threshold, conf_absolute=args.conf_absolute,
+            max_points=args.max_points or None, tracks=args.tracks, shared_camera=args.shared_camera, fps=args.fps,
+            stride=args.stride, max_frames=args.max_frames, skip_bad=args.skip_bad, max_memory=args.max_memory,
+            progress=progress, seed=args.seed)
+        start = time.perf_counter()
+        written = rec.save(args.out, formats=formats, overwrite=args.overwrite, progress=progress)
+        export_seconds = time.perf_counter() - start
+    except CheckpointError as exc:
+        log.debug("checkpoint error", exc_info=True)
+        print(f"error: {_checkpoint_hint(exc, args.weights)}", file=sys.stderr)
+        return 1
+    except (InputError, ImageLoadError, VideoReadError, FileNotFoundError, OutputExistsError, ReconstructionError,
+            ConfigError, ValueError) as exc:
+        log.debug("reconstruction failed", exc_info=True)
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(_summary(rec, written, args.out.absolute(), export_seconds))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry point (``infer.py``): the ``reconstruct`` sub-command's arguments."""
+    parser = argparse.ArgumentParser(prog="infer.py")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
