@@ -32,6 +32,8 @@ _LAZY = {
     "ImageLoadError": "vggt3d.io.images",
     "reconstruct": "vggt3d.reconstruct",
     "Reconstruction": "vggt3d.reconstruct",
+    "GeometryPrior": "vggt3d.prior",
+    "GeometryFeatures": "vggt3d.prior",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

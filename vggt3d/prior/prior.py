@@ -1,0 +1,283 @@
+"""``GeometryPrior``: a frozen vggt3d model as a feature extractor and geometry oracle for other models.
+
+Typical use (world-model training, feature caching, scoring generated video)::
+
+    prior = GeometryPrior.from_pretrained("facebook/VGGT-1B", layers=[4, 11, 17, 23], device="cuda")
+    feats = prior(frames)                       # frames [B, T, 3, H, W] in [0, 1], any H, W
+    feats.patch_tokens[23]                      # [B, T, h, w, 2048]
+    feats.to_grid(23)                           # [B, T, H, W, 2048] on the caller's pixels
+
+Resizing: every frame is resized as a whole (bilinear, antialiased; no crop, no
+padding) so that its longer side is ``resolution`` pixels (518 for VGGT-1B)
+and the shorter side keeps the aspect ratio, rounded to a multiple of the
+patch size (14); ``resolution=(H', W')`` fixes the size. The mapping between
+patches and the caller's pixels is in :mod:`vggt3d.prior.features`.
+
+Long clips: with ``window=N`` the clip is processed in windows of ``N`` frames
+that all start with frame 0 (the anchor, the model's reference frame) and
+share ``overlap`` further frames; each frame's features come from one window
+(:mod:`vggt3d.prior.windows`). The heads' outputs of all windows are in frame
+0's camera frame (it is the reference frame of every window) and are brought
+to window 0's scale by the median ratio of the anchor's depth in window 0 to
+its depth in the window (depth and camera translations are multiplied by it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..geometry import pose_encoding_to_cameras
+from ..hub import DEFAULT_REPO
+from ..model import VGGT3D
+from .features import GeometryFeatures
+from .windows import plan_windows
+
+__all__ = ["GeometryPrior", "model_input_size"]
+
+
+def model_input_size(height: int, width: int, resolution: int | tuple[int, int], patch_size: int = 14) -> tuple[int, int]:
+    """``(H', W')`` the model sees for a frame of ``(height, width)`` pixels.
+
+    Convention: an ``int`` resolution is the longer side (a multiple of
+    ``patch_size``); the shorter side is ``round(short * resolution / long /
+    patch_size) * patch_size``, at least one patch. A pair is used as is.
+    """
+    if isinstance(resolution, (tuple, list)):
+        size = (int(resolution[0]), int(resolution[1]))
+        if min(size) <= 0 or size[0] % patch_size or size[1] % patch_size:
+            raise ValueError(f"resolution {size} must be positive multiples of the patch size {patch_size}")
+        return size
+    if resolution <= 0 or resolution % patch_size:
+        raise ValueError(f"resolution must be a positive multiple of the patch size {patch_size}, got {resolution}")
+    long_side, short_side = max(height, width), min(height, width)
+    short = max(patch_size, round(short_side * resolution / long_side / patch_size) * patch_size)
+    return (resolution, short) if height >= width else (short, resolution)
+
+
+class GeometryPrior(nn.Module):
+    """A frozen :class:`vggt3d.VGGT3D` that returns :class:`GeometryFeatures` for clips of any size.
+
+    Args:
+        model: the model (its weights are frozen unless ``frozen=False``).
+        layers: aggregator layers to return (negative counts from the end);
+            default: the layers the dense heads read (``4, 11, 17, 23`` for VGGT-1B).
+        resolution: longer side of the model input in pixels, or ``(H', W')``;
+            default ``model.config.img_size`` (518).
+        window: frames per model call for long clips (``None``: one pass).
+        overlap: frames (besides the anchor) shared by consecutive windows.
+        differentiable: default of ``forward(grad=...)``: when true, gradients
+            flow to the input frames (the weights stay frozen).
+        frozen: ``requires_grad=False`` on the weights and the model kept in
+            eval mode even when a parent module calls ``.train()``.
+        model_id: a name for the weights, recorded in cached features.
+
+    ``forward`` runs under ``torch.no_grad`` unless asked otherwise. On CUDA the
+    aggregator runs under bf16 (fp16 where bf16 is unsupported) autocast, on CPU
+    in the weights' dtype (fp32 by default).
+    """
+
+    def __init__(self, model: VGGT3D, layers: Sequence[int] | None = None, *,
+                 resolution: int | tuple[int, int] | None = None, window: int | None = None, overlap: int = 0,
+                 differentiable: bool = False, frozen: bool = True, model_id: str | None = None) -> None:
+        super().__init__()
+        if not isinstance(model, VGGT3D):
+            raise TypeError(f"model must be a vggt3d.VGGT3D, got {type(model).__name__}")
+        self.model = model
+        depth = model.config.aggregator.depth
+        layers = list(model.config.dense_head.layers) if layers is None else [int(i) for i in layers]
+        bad = [i for i in layers if not -depth <= i < depth]
+        if bad or not layers:
+            raise ValueError(f"layers {layers} must be a non-empty list of aggregator layers in [-{depth}, {depth})")
+        self.layers = sorted({i % depth for i in layers})
+        self.resolution = model.config.img_size if resolution is None else resolution
+        model_input_size(1, 1, self.resolution, model.config.patch_size)  # validates the resolution
+        if window is not None:
+            plan_windows(window + 1, window, overlap)  # validates window and overlap
+        elif overlap:
+            raise ValueError("overlap needs a window size (window=None processes a clip in one pass)")
+        self.window, self.overlap = window, overlap
+        self.differentiable = differentiable
+        self.frozen = frozen
+        self.model_id = model_id or "unnamed"
+        self._fingerprint: str | None = None
+        if frozen:
+            model.requires_grad_(False)
+        model.eval()
+
+    @classmethod
+    def from_pretrained(cls, source: str = DEFAULT_REPO, layers: Sequence[int] | None = None, *,
+                        dtype: torch.dtype | None = None, device: str | torch.device = "cpu", config=None,
+                        **kwargs) -> "GeometryPrior":
+        """Load weights like :meth:`vggt3d.VGGT3D.from_pretrained` and wrap them.
+
+        ``dtype`` casts the aggregator (the bulk of the weights; bf16/fp16 halve
+        its memory on GPUs); the heads stay fp32. Other keyword arguments go to
+        the constructor.
+        """
+        model = VGGT3D.from_pretrained(source, config=config, device=device)
+        if dtype is not None:
+            model.aggregator.to(dtype)
+        return cls(model, layers, model_id=kwargs.pop("model_id", str(source)), **kwargs)
+
+    # ---------------------------------------------------------------- state
+    def train(self, mode: bool = True) -> "GeometryPrior":
+        super().train(mode)
+        if self.frozen:
+            self.model.eval()
+        return self
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute aggregator blocks in the backward pass (for losses through the prior)."""
+        self.model.set_grad_checkpointing(enable)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """Dtype of the aggregator weights (the input frames are cast to it)."""
+        return next(self.model.aggregator.parameters()).dtype
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def fingerprint(self) -> str:
+        """A hash of the weights (names, shapes, dtypes and bytes): ``blake2b:<32 hex digits>``."""
+        if self._fingerprint is None:
+            h = hashlib.blake2b(digest_size=16)
+            for name, t in sorted(self.model.state_dict().items()):
+                h.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
+                h.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+            self._fingerprint = "blake2b:" + h.hexdigest()
+        return self._fingerprint
+
+    def model_size(self, height: int, width: int) -> tuple[int, int]:
+        """``(H', W')`` the model sees for frames of ``height x width`` pixels."""
+        return model_input_size(height, width, self.resolution, self.model.config.patch_size)
+
+    # ---------------------------------------------------------------- forward
+    def _check_frames(self, frames: Tensor) -> Tensor:
+        if not isinstance(frames, Tensor):
+            raise TypeError(f"frames must be a torch.Tensor, got {type(frames).__name__}")
+        if frames.dim() == 4:
+            frames = frames.unsqueeze(0)
+        if frames.dim() != 5 or frames.shape[2] != 3:
+            raise ValueError(f"frames must be [B, T, 3, H, W] or [T, 3, H, W] RGB, got shape {tuple(frames.shape)}")
+        if frames.numel() == 0:
+            raise ValueError(f"frames is empty (shape {tuple(frames.shape)})")
+        if not frames.is_floating_point():
+            raise TypeError(f"frames must be floating point RGB in [0, 1], got dtype {frames.dtype}")
+        return frames
+
+    def resize(self, frames: Tensor) -> Tensor:
+        """Frames ``[B, T, 3, H, W]`` -> model input ``[B, T, 3, H', W']`` (a no-op when the size already fits)."""
+        B, T, _, H, W = frames.shape
+        size = self.model_size(H, W)
+        if size == (H, W):
+            return frames
+        x = F.interpolate(frames.reshape(B * T, 3, H, W), size=size, mode="bilinear", align_corners=False,
+                          antialias=True)  # [B*T, 3, H', W']
+        return x.reshape(B, T, 3, *size)
+
+    def forward(self, frames: Tensor, *, heads: bool = False, query_points: Tensor | None = None,
+                grad: bool | None = None, progress: Callable[[int], None] | None = None) -> GeometryFeatures:
+        """Features of ``frames [B, T, 3, H, W]`` (or ``[T, 3, H, W]``) RGB in [0, 1].
+
+        Args:
+            heads: also return cameras and depth (``GeometryFeatures.heads``).
+            query_points: ``[N, 2]`` or ``[B, N, 2]`` pixels (x, y) of frame 0 on
+                the model grid ``(H', W')``: also track them (implies ``heads``).
+            grad: let gradients flow to ``frames`` (default: ``self.differentiable``).
+            progress: called with the number of frames finished after each window.
+        """
+        frames = self._check_frames(frames)
+        B, T, _, H, W = frames.shape
+        grad = self.differentiable if grad is None else grad
+        heads = heads or query_points is not None
+        with torch.set_grad_enabled(grad):
+            images = self.resize(frames.to(self.device))  # [B, T, 3, H', W']
+            Hm, Wm = images.shape[-2:]
+            windows = plan_windows(T, self.window, self.overlap)
+            need = set(self.layers) | (set(self._head_layers(query_points is not None)) if heads else set())
+            start = self.model.aggregator.patch_start_idx
+            parts: dict[int, list[Tensor]] = {i: [] for i in self.layers}
+            head_parts: list[dict[str, Tensor]] = []
+            anchor_depth = None
+            for k, win in enumerate(windows):
+                sub = images[:, list(win.frames)]  # [B, S, 3, H', W']
+                tokens = self.model.forward_intermediates(sub.to(self.dtype), sorted(need))  # {i: [B, S, P, 2C]}
+                owned = [win.position(t) for t in win.owned]
+                for i in self.layers:
+                    parts[i].append(tokens[i][:, owned])  # [B, s, P, 2C]
+                if heads:
+                    out = self._run_heads(tokens, sub, query_points)
+                    if k == 0:
+                        anchor_depth = out["depth"][:, 0]
+                    else:
+                        self._rescale(out, anchor_depth)
+                    head_parts.append({key: v[:, owned] for key, v in out.items()})
+                del tokens
+                if progress is not None:
+                    progress(len(win.owned))
+        h, w = Hm // self.model.config.patch_size, Wm // self.model.config.patch_size
+        patch, camera, registers = {}, {}, {}
+        for i in self.layers:
+            x = torch.cat(parts[i], dim=1) if len(parts[i]) > 1 else parts[i][0]  # [B, T, P, 2C]
+            camera[i] = x[:, :, 0]  # [B, T, 2C]
+            registers[i] = x[:, :, 1:start]  # [B, T, R, 2C]
+            patch[i] = x[:, :, start:].reshape(B, T, h, w, x.shape[-1])  # [B, T, h, w, 2C]
+        owner = torch.tensor([k for k, win in enumerate(windows) for _ in win.owned], dtype=torch.int64)
+        head_out = None
+        if heads:
+            head_out = {key: torch.cat([p[key] for p in head_parts], dim=1) for key in head_parts[0]}
+            head_out["cam_from_world"], head_out["intrinsics"] = pose_encoding_to_cameras(head_out["pose_enc"],
+                                                                                          (Hm, Wm))
+        return GeometryFeatures(patch, camera, registers, (h, w), (Hm, Wm), (H, W), owner, windows, head_out)
+
+    # ---------------------------------------------------------------- heads
+    def _head_layers(self, track: bool) -> list[int]:
+        m = self.model
+        if m.camera_head is None or m.depth_head is None:
+            raise ValueError("heads=True needs a model with camera and depth heads (config.heads)")
+        layers = {m.config.aggregator.depth - 1} | set(m.depth_head.layers)
+        if track:
+            if m.track_head is None:
+                raise ValueError("query_points were given but the model has no track head (config.heads)")
+            layers |= set(m.track_head.feature_extractor.layers)
+        return sorted(layers)
+
+    def _run_heads(self, tokens: dict[int, Tensor], images: Tensor, query_points: Tensor | None) -> dict[str, Tensor]:
+        """Camera, depth (and track) heads on one window's tokens, in fp32 as :meth:`VGGT3D.forward` runs them."""
+        m = self.model
+        B = images.shape[0]
+        H, W = images.shape[-2:]
+        start = m.aggregator.patch_start_idx
+        tokens = {i: t.float() for i, t in tokens.items()}
+        out: dict[str, Tensor] = {}
+        with torch.autocast(images.device.type, enabled=False):
+            out["pose_enc"] = m.camera_head(tokens[m.config.aggregator.depth - 1])[-1]  # [B, S, 9]
+            depth, conf = m.depth_head(tokens, (H, W), start)
+            out["depth"], out["depth_conf"] = depth[..., 0], conf  # [B, S, H, W]
+            if query_points is not None:
+                q = query_points.to(images.device).float()
+                q = q.unsqueeze(0) if q.dim() == 2 else q
+                if q.dim() != 3 or q.shape[-1] != 2 or q.shape[0] not in (1, B):
+                    raise ValueError(f"query_points must be [N, 2] or [B, N, 2], got {tuple(query_points.shape)}")
+                q = q.expand(B, -1, -1)
+                tracks, vis_logits, conf_logits = m.track_head(tokens, (H, W), start, q)
+                out["track"] = tracks[-1]  # [B, S, N, 2]
+                out["vis"], out["track_conf"] = torch.sigmoid(vis_logits), torch.sigmoid(conf_logits)
+        return out
+
+    @staticmethod
+    def _rescale(out: dict[str, Tensor], anchor_depth: Tensor) -> None:
+        """Bring one window's depth and translations to window 0's scale via the anchor's depth."""
+        ratio = (anchor_depth / out["depth"][:, 0].clamp_min(1e-8)).flatten(1)  # [B, H*W]
+        scale = ratio.median(dim=1).values  # [B]
+        out["depth"] = out["depth"] * scale[:, None, None, None]
+        pose = out["pose_enc"]
+        out["pose_enc"] = torch.cat([pose[..., :3] * scale[:, None, None], pose[..., 3:]], dim=-1)
+
