@@ -43,20 +43,18 @@ class RotaryEmbedding2D(nn.Module):
         super().__init__()
         self.base = base
 
-    def _cos_sin(self, half_dim: int, max_pos: int, device: torch.device, dtype: torch.dtype):
-        exponents = torch.arange(0, half_dim, 2, device=device).float() / half_dim
+    def _angles(self, positions: torch.Tensor, half_dim: int, dtype: torch.dtype) -> torch.Tensor:
+        """``pos * f_k`` laid out as ``[f, f]``: ``[N, 1, P, half_dim]`` (computed in float32, as stored tables are)."""
+        exponents = torch.arange(0, half_dim, 2, device=positions.device).float() / half_dim
         inv_freq = 1.0 / (self.base**exponents)  # [half_dim/2]
-        angles = torch.outer(torch.arange(max_pos, device=device, dtype=inv_freq.dtype), inv_freq).to(dtype)
-        angles = torch.cat((angles, angles), dim=-1)  # [max_pos, half_dim]
-        return angles.cos(), angles.sin()
+        angles = (positions.float()[..., None] * inv_freq).to(dtype)  # [N, P, half_dim/2]
+        return torch.cat((angles, angles), dim=-1).unsqueeze(1)
 
     def forward(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         half = x.shape[-1] // 2
-        cos, sin = self._cos_sin(half, int(positions.max()) + 1, x.device, x.dtype)
         rows, cols = x.split(half, dim=-1)
         out = []
         for feats, pos in ((rows, positions[..., 0]), (cols, positions[..., 1])):
-            c = cos[pos].unsqueeze(1)  # [N, 1, P, half]
-            s = sin[pos].unsqueeze(1)
-            out.append(feats * c + _rotate_half(feats) * s)
+            angles = self._angles(pos, half, x.dtype)
+            out.append(feats * angles.cos() + _rotate_half(feats) * angles.sin())
         return torch.cat(out, dim=-1)

@@ -21,15 +21,12 @@ and run on the same device and dtype. ONNX export needs the ``onnx`` and
 
 from __future__ import annotations
 
-import contextlib
 import os
-import types
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import torch
 from torch import Tensor, nn
 
-from ..layers.rope import RotaryEmbedding2D, _rotate_half
 from .prior import GeometryPrior
 
 __all__ = ["OUTPUT_NAMES", "export_onnx", "export_prior", "load_exported_prior"]
@@ -52,37 +49,6 @@ class _FeatureProgram(nn.Module):
                 torch.stack([feats.register_tokens[i] for i in layers]))
 
 
-def _rope_static(self: RotaryEmbedding2D, x: Tensor, positions: Tensor) -> Tensor:
-    """:meth:`RotaryEmbedding2D.forward` with a table size known from shapes (no data-dependent ``max``).
-
-    Positions are at most ``max(h, w) < P`` (the tokens per sequence), so a
-    table of ``positions.shape[-2]`` rows holds every position; the values read
-    are identical.
-    """
-    half = x.shape[-1] // 2
-    cos, sin = self._cos_sin(half, positions.shape[-2], x.device, x.dtype)
-    rows, cols = x.split(half, dim=-1)
-    out = []
-    for feats, pos in ((rows, positions[..., 0]), (cols, positions[..., 1])):
-        c = cos[pos].unsqueeze(1)  # [N, 1, P, half]
-        s = sin[pos].unsqueeze(1)
-        out.append(feats * c + _rotate_half(feats) * s)
-    return torch.cat(out, dim=-1)
-
-
-@contextlib.contextmanager
-def _exportable(prior: GeometryPrior) -> Iterator[None]:
-    """Temporarily give the model's RoPE modules a shape-only table size (the eager one reads ``positions.max()``)."""
-    ropes = [m for m in prior.modules() if isinstance(m, RotaryEmbedding2D)]
-    for m in ropes:
-        m.forward = types.MethodType(_rope_static, m)
-    try:
-        yield
-    finally:
-        for m in ropes:
-            del m.forward
-
-
 def _example(prior: GeometryPrior, shape: Sequence[int] | Tensor) -> Tensor:
     if isinstance(shape, Tensor):
         return shape.detach().to(prior.device)
@@ -102,7 +68,7 @@ def export_prior(prior: GeometryPrior, shape: Sequence[int] | Tensor,
     """
     example = _example(prior, shape)
     program = _FeatureProgram(prior).eval()
-    with _exportable(prior), torch.no_grad():
+    with torch.no_grad():
         exported = torch.export.export(program, (example,), strict=False)
     if path is not None:
         torch.export.save(exported, os.fspath(path))
@@ -130,6 +96,6 @@ def export_onnx(prior: GeometryPrior, shape: Sequence[int] | Tensor, path: str |
                            f"pip install onnx onnxscript") from e
     example = _example(prior, shape)
     program = _FeatureProgram(prior).eval()
-    with _exportable(prior), torch.no_grad():
+    with torch.no_grad():
         torch.onnx.export(program, (example,), os.fspath(path), dynamo=True, opset_version=opset_version,
                           input_names=["frames"], output_names=list(OUTPUT_NAMES))
