@@ -19,13 +19,7 @@ from .hub import PretrainedMixin
 from .heads.camera import CameraHead
 from .heads.dpt import DPTHead
 from .heads.track import TrackHead
-
-
-def _autocast_dtype(device: torch.device) -> torch.dtype | None:
-    """bf16 where the GPU supports it, else fp16; ``None`` (no autocast) off CUDA."""
-    if device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+from .runtime import autocast_dtype
 
 
 class VGGT3D(PretrainedMixin, nn.Module):
@@ -120,7 +114,7 @@ class VGGT3D(PretrainedMixin, nn.Module):
         return sorted(layers)
 
     def _aggregate(self, images: torch.Tensor, layers: Iterable[int]) -> dict[int, torch.Tensor]:
-        dtype = _autocast_dtype(images.device) if self.autocast else None
+        dtype = autocast_dtype(images.device) if self.autocast else None
         ctx = torch.autocast("cuda", dtype=dtype) if dtype is not None else contextlib.nullcontext()
         with ctx:
             return self.aggregator(images, layers)

@@ -83,8 +83,9 @@ def load_prior(args: argparse.Namespace, layers: list[int] | None = None):
     import torch
 
     from ..prior import GeometryPrior
+    from ..runtime import resolve_device
 
-    device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(args.device)
     dtype = None if args.dtype in ("auto", "float32") else getattr(torch, args.dtype)
     overlap = args.overlap if args.overlap is not None else (max(0, (args.window or 0) // 4) if args.window else 0)
     return GeometryPrior.from_pretrained(args.model, layers, dtype=dtype, device=device, resolution=args.resolution,

@@ -123,7 +123,7 @@ def _checkpoint_hint(exc: Exception, weights: str) -> str:
 
 
 def _summary(rec, written: dict, out: Path, export_seconds: float) -> str:
-    from vggt3d.reconstruct import _format_bytes
+    from vggt3d.runtime import _format_bytes
 
     info = rec.info
     t = info["timings"]

@@ -59,7 +59,6 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -429,8 +428,9 @@ def consistency(video: Any, model: Any = None, *, tracks: bool = True, num_track
     model_id = None
     if model is None or isinstance(model, (str, os.PathLike)):
         from ..hub import DEFAULT_REPO
+        from ..runtime import resolve_device
 
-        dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        dev = resolve_device(device or "auto")
         model_id = str(model) if model is not None else DEFAULT_REPO
         model = VGGT3D.from_pretrained(model_id, device=dev)
     if isinstance(model, VGGT3D):
