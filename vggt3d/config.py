@@ -46,8 +46,10 @@ def _check_heads(owner: str, embed_dim: int, num_heads: int) -> None:
 
 
 @dataclass
-class EncoderConfig:
-    """DINOv2-style ViT with registers (Oquab et al. 2023; Darcet et al. 2024)."""
+class _TransformerConfig:
+    """Width, depth and heads of a ViT-style stack."""
+
+    _NAME: ClassVar[str] = "transformer"
 
     embed_dim: int = 1024
     depth: int = 24
@@ -56,32 +58,31 @@ class EncoderConfig:
     num_register_tokens: int = 4
 
     def __post_init__(self) -> None:
-        _check_positive("encoder", embed_dim=self.embed_dim, depth=self.depth, num_heads=self.num_heads,
+        _check_positive(self._NAME, embed_dim=self.embed_dim, depth=self.depth, num_heads=self.num_heads,
                         mlp_ratio=self.mlp_ratio)
-        _check_heads("encoder", self.embed_dim, self.num_heads)
+        _check_heads(self._NAME, self.embed_dim, self.num_heads)
         if self.num_register_tokens < 0:
-            raise ConfigError("encoder.num_register_tokens must be >= 0")
+            raise ConfigError(f"{self._NAME}.num_register_tokens must be >= 0")
 
 
 @dataclass
-class AggregatorConfig:
+class EncoderConfig(_TransformerConfig):
+    """DINOv2-style ViT with registers (Oquab et al. 2023; Darcet et al. 2024)."""
+
+    _NAME: ClassVar[str] = "encoder"
+
+
+@dataclass
+class AggregatorConfig(_TransformerConfig):
     """Alternating frame / global attention trunk (VGGT Sec. 3.3)."""
 
-    embed_dim: int = 1024
-    depth: int = 24
-    num_heads: int = 16
-    mlp_ratio: float = 4.0
-    num_register_tokens: int = 4
+    _NAME: ClassVar[str] = "aggregator"
 
     def __post_init__(self) -> None:
-        _check_positive("aggregator", embed_dim=self.embed_dim, depth=self.depth, num_heads=self.num_heads,
-                        mlp_ratio=self.mlp_ratio)
-        _check_heads("aggregator", self.embed_dim, self.num_heads)
+        super().__post_init__()
         head_dim = self.embed_dim // self.num_heads
         if head_dim % 4:
             raise ConfigError(f"aggregator head dim {head_dim} must be a multiple of 4 for 2D RoPE")
-        if self.num_register_tokens < 0:
-            raise ConfigError("aggregator.num_register_tokens must be >= 0")
 
 
 @dataclass
