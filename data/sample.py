@@ -74,16 +74,21 @@ def check_sample(sample: Mapping[str, Any], origin: str = "sample") -> Mapping[s
         value = sample[key]
         if not isinstance(value, torch.Tensor) or tuple(value.shape) != shape:
             _fail(origin, f"{key} must have shape {list(shape)}, got {list(getattr(value, 'shape', [])) or type(value)}")
+    ranges = {}
     for key in ("images", "depths", "cam_from_world", "intrinsics", "cam_points", "world_points"):
         if sample[key].dtype != torch.float32:
             _fail(origin, f"{key} must be float32, got {sample[key].dtype}")
-        if not torch.isfinite(sample[key]).all():
+        # One pass: NaN propagates into min and max, +-inf shows in one of them.
+        low, high = torch.aminmax(sample[key])
+        if not (torch.isfinite(low) and torch.isfinite(high)):
             _fail(origin, f"{key} holds NaN or inf")
+        ranges[key] = (float(low), float(high))
     if sample["point_masks"].dtype != torch.bool:
         _fail(origin, f"point_masks must be bool, got {sample['point_masks'].dtype}")
-    if images.min() < 0 or images.max() > 1:
-        _fail(origin, f"images must be in [0, 1], got [{images.min():.3g}, {images.max():.3g}]")
-    if (sample["depths"] < 0).any():
+    low, high = ranges["images"]
+    if low < 0 or high > 1:
+        _fail(origin, f"images must be in [0, 1], got [{low:.3g}, {high:.3g}]")
+    if ranges["depths"][0] < 0:
         _fail(origin, "depths must be >= 0 (0 marks invalid pixels)")
     R = sample["cam_from_world"][:, :, :3]
     eye = torch.eye(3).expand(S, 3, 3)

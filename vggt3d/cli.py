@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "reconstruct": ("vggt3d.commands.reconstruct", "cameras, depth and point clouds from images or a video"),
     "features": ("vggt3d.commands.features", "cache geometry-prior features of videos or image folders"),
     "score": ("vggt3d.commands.score", "score the 3D consistency of a video"),
+    "synth": ("vggt3d.data.synthetic_cli", "write procedurally generated multi-view scenes to disk"),
 }
 
 
