@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import TOL, TOL_TRACK, assert_close
+from testutils import TOL, TOL_TRACK, assert_close
 from vggt3d import ModelConfig, VGGT3D
 from vggt3d.testing import load_rule_weights
 

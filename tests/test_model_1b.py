@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import read_manifest
+from testutils import read_manifest
 from vggt3d import ModelConfig, VGGT3D
 from vggt3d.testing import rule_state_dict
 

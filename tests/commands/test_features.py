@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import TOL, assert_close
+from testutils import TOL, assert_close
 from vggt3d import GeometryPrior, ModelConfig, VGGT3D
 from vggt3d.cli import main
 from vggt3d.prior.cache import FeatureCache, FeatureCacheWriter, read_manifest, read_metadata

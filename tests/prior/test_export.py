@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import TOL, assert_close
+from testutils import TOL, assert_close
 from prior_helpers import single_thread  # noqa: F401 - autouse fixture
 from vggt3d import GeometryPrior, ModelConfig, VGGT3D
 from vggt3d.config import AggregatorConfig, DenseHeadConfig, EncoderConfig, TrackHeadConfig

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import TOL, assert_close
+from testutils import TOL, assert_close
 from prior_helpers import single_thread, tiny_model  # noqa: F401 - autouse fixture
 from vggt3d import GeometryFeatures, GeometryPrior
 from vggt3d.prior import model_input_size, plan_windows

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from .projection import _broadcast_shapes
 from .rotation import quat_xyzw_to_rotation_matrix, rotation_matrix_to_quat_xyzw
 from .transforms import _check_tensor
 
@@ -92,7 +93,7 @@ def cameras_to_pose_encoding(cam_from_world: Tensor, intrinsics: Tensor, image_s
     translation = cam_from_world[..., :3, 3]  # [..., 3]
     fov_h = 2.0 * torch.atan((height / 2.0) / intrinsics[..., 1, 1])  # [...]
     fov_w = 2.0 * torch.atan((width / 2.0) / intrinsics[..., 0, 0])  # [...]
-    lead = torch.broadcast_shapes(translation.shape[:-1], fov_h.shape)
+    lead = _broadcast_shapes(tuple(translation.shape[:-1]), tuple(fov_h.shape))
     parts = [translation.expand(lead + (3,)), quat.expand(lead + (4,))]
     parts += [fov_h.expand(lead).unsqueeze(-1), fov_w.expand(lead).unsqueeze(-1)]
     return torch.cat(parts, dim=-1)  # [..., 9]

@@ -26,20 +26,41 @@ __all__ = ["cam_points_to_world", "depth_to_cam_points", "depth_to_world_points"
 _VALID_DEPTH = 1e-8
 
 
-def _per_point(name: str, camera: Tensor, points: Tensor, points_name: str) -> Tensor:
-    """Reshape ``camera [L..., r, c]`` to ``[L..., 1 (per point dim)..., r, c]`` for ``points``."""
-    lead = camera.shape[:-2]
+def _broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...]:
+    """Right-aligned broadcast of shapes (``torch.broadcast_shapes`` without its symbolic-shape import cost)."""
+    ndim = max((len(s) for s in shapes), default=0)
+    out = [1] * ndim
+    for shape in shapes:
+        for i, n in enumerate(shape, start=ndim - len(shape)):
+            if n != 1:
+                if out[i] not in (1, n):
+                    raise RuntimeError(f"shapes {shapes} do not broadcast")
+                out[i] = n
+    return tuple(out)
+
+
+def _per_point(name: str, camera: Tensor, points: Tensor, points_name: str) -> tuple[Tensor, Tensor, tuple]:
+    """Pair ``camera [L..., r, c]`` with ``points [L..., P..., 3]`` for one batched matmul per camera.
+
+    Returns ``camera [L'..., r, c]``, ``points [L'..., M, 3]`` (``M = prod(P...)``,
+    ``L'`` the broadcast of ``L`` and the points' first dims) and the output
+    shape ``[L'..., P...]`` without the coordinate dim.
+    """
+    lead = tuple(camera.shape[:-2])
     point_dims = points.ndim - 1 - len(lead)
     try:
         if point_dims < 0:
             raise RuntimeError
-        torch.broadcast_shapes(lead, points.shape[: len(lead)])
+        shape = _broadcast_shapes(lead, tuple(points.shape[: len(lead)]))
     except RuntimeError:
         raise ValueError(
             f"the leading dimensions of {name} {list(lead)} must match the first dimensions "
             f"of {points_name} {list(points.shape)}"
         ) from None
-    return camera.reshape(lead + (1,) * point_dims + camera.shape[-2:])
+    per_point = tuple(points.shape[len(lead):-1])
+    camera = camera.expand(shape + tuple(camera.shape[-2:]))
+    points = points.expand(shape + per_point + (3,)).reshape(shape + (-1, 3))  # [L'..., M, 3]
+    return camera, points, shape + per_point
 
 
 def _squeeze_depth(depth: Tensor) -> Tensor:
@@ -97,10 +118,10 @@ def cam_points_to_world(cam_points: Tensor, cam_from_world: Tensor) -> Tensor:
     """
     _check_tensor("cam_points", cam_points, [(3,)])
     _check_tensor("cam_from_world", cam_from_world, [(3, 4), (4, 4)])
-    transform = _per_point("cam_from_world", cam_from_world[..., :3, :], cam_points, "cam_points")
-    rotation, translation = transform[..., :3], transform[..., 3]  # [..., 3, 3], [..., 3]
-    # Row-vector form: (X - t) @ R equals R^T (X - t) per point.
-    return ((cam_points - translation).unsqueeze(-2) @ rotation).squeeze(-2)  # [..., 3]
+    transform, points, shape = _per_point("cam_from_world", cam_from_world[..., :3, :], cam_points, "cam_points")
+    rotation, translation = transform[..., :3], transform[..., None, :, 3]  # [L..., 3, 3], [L..., 1, 3]
+    # Row-vector form: (X - t) @ R equals R^T (X - t) for every point; one matmul per camera.
+    return ((points - translation) @ rotation).reshape(shape + (3,))  # [..., 3]
 
 
 def depth_to_world_points(depth: Tensor, cam_from_world: Tensor, intrinsics: Tensor) -> tuple[Tensor, Tensor]:
@@ -123,7 +144,7 @@ def depth_to_world_points(depth: Tensor, cam_from_world: Tensor, intrinsics: Ten
     _check_tensor("cam_from_world", cam_from_world, [(3, 4), (4, 4)])
     _check_tensor("intrinsics", intrinsics, [(3, 3)])
     try:
-        lead = torch.broadcast_shapes(depth.shape[:-2], cam_from_world.shape[:-2], intrinsics.shape[:-2])
+        lead = _broadcast_shapes(tuple(depth.shape[:-2]), tuple(cam_from_world.shape[:-2]), tuple(intrinsics.shape[:-2]))
     except RuntimeError:
         raise ValueError(
             f"leading dimensions do not broadcast: depth {list(depth.shape)}, "
@@ -156,10 +177,11 @@ def project_points(world_points: Tensor, cam_from_world: Tensor, intrinsics: Ten
     _check_tensor("world_points", world_points, [(3,)])
     _check_tensor("cam_from_world", cam_from_world, [(3, 4), (4, 4)])
     _check_tensor("intrinsics", intrinsics, [(3, 3)])
-    transform = _per_point("cam_from_world", cam_from_world[..., :3, :], world_points, "world_points")
-    calibration = _per_point("intrinsics", intrinsics, world_points, "world_points")
-    cam_points = (transform[..., :3] @ world_points.unsqueeze(-1)).squeeze(-1) + transform[..., 3]  # [..., 3]
-    homogeneous = (calibration @ cam_points.unsqueeze(-1)).squeeze(-1)  # [..., 3]
-    depth = cam_points[..., 2]  # [..., N]
-    uv = homogeneous[..., :2] / homogeneous[..., 2:]  # [..., N, 2]
+    transform, points, shape = _per_point("cam_from_world", cam_from_world[..., :3, :], world_points, "world_points")
+    calibration, _, _ = _per_point("intrinsics", intrinsics, world_points, "world_points")
+    calibration = calibration.expand(transform.shape[:-2] + (3, 3))
+    cam_points = points @ transform[..., :3].transpose(-1, -2) + transform[..., None, :, 3]  # [L..., M, 3]
+    homogeneous = cam_points @ calibration.transpose(-1, -2)  # [L..., M, 3]
+    depth = cam_points[..., 2].reshape(shape)  # [..., N]
+    uv = (homogeneous[..., :2] / homogeneous[..., 2:]).reshape(shape + (2,))  # [..., N, 2]
     return uv, depth
