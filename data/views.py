@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from vggt3d.geometry import depth_to_cam_points
+from vggt3d.geometry import cam_points_to_world, depth_to_cam_points
 from vggt3d.io.images import _decode_colour, _open_image
 
 from .sample import check_sample
@@ -122,7 +122,7 @@ def views_to_sample(views: Sequence[View], scene: str, origin: str | None = None
     # Camera points in float32 (the stored precision); world points through float64, since world
     # coordinates can be far larger than camera ones.
     cam_points = depth_to_cam_points(depth_t, intrinsics.float())  # [S, H, W, 3]
-    world_points = _cam_to_world_fast(cam_points, cam_from_world)  # [S, H, W, 3]
+    world_points = cam_points_to_world(cam_points.double(), cam_from_world).float()  # [S, H, W, 3]
     mask_t = torch.from_numpy(valid)
     if not valid.all():
         world_points *= mask_t[..., None]  # zero the invalid pixels
@@ -139,21 +139,6 @@ def views_to_sample(views: Sequence[View], scene: str, origin: str | None = None
         "original_sizes": torch.tensor([list(v.original_size) for v in views], dtype=torch.int64),
     }
     return dict(check_sample(sample, origin)) if check else sample
-
-
-def _cam_to_world_fast(cam_points: torch.Tensor, cam_from_world: torch.Tensor) -> torch.Tensor:
-    """:func:`vggt3d.geometry.cam_points_to_world` for ``[S, H, W, 3]`` points, one matrix product per frame.
-
-    Convention: ``X_world = R^T (X_cam - t)``, computed in float64, returned in
-    ``cam_points``' dtype. Equal to the helper (tested); the helper's per-point
-    broadcasting is several times slower on whole maps.
-    """
-    out = torch.empty_like(cam_points)
-    for i in range(cam_points.shape[0]):
-        rotation, translation = cam_from_world[i, :, :3].double(), cam_from_world[i, :, 3].double()
-        points = cam_points[i].reshape(-1, 3).double() - translation  # [H*W, 3]
-        out[i].view(-1, 3).copy_(points @ rotation)  # row form of R^T (X - t)
-    return out
 
 
 # ----------------------------------------------------------------------------------------------

@@ -7,8 +7,7 @@ import pytest
 import torch
 
 from vggt3d.data import SampleError, View, check_sample, views_to_sample
-from vggt3d.data.views import _cam_to_world_fast, load_rgb
-from vggt3d.geometry import cam_points_to_world, depth_to_world_points
+from vggt3d.data.views import load_rgb
 
 
 def _views(count=2, size=(6, 8), seed=0):
@@ -39,12 +38,6 @@ def test_views_to_sample_follows_the_helpers():
     assert torch.equal(valid, sample["point_masks"])
     torch.testing.assert_close(sample["world_points"].double(), world * valid[..., None], atol=1e-5, rtol=1e-6)
     assert np.array_equal(sample["images"][0].permute(1, 2, 0).mul(255).round().byte().numpy(), views[0].image)
-
-
-def test_fast_world_points_equal_the_helper():
-    cam = torch.randn(3, 5, 7, 3, dtype=torch.float64)
-    e = torch.randn(3, 3, 4, dtype=torch.float64)
-    torch.testing.assert_close(_cam_to_world_fast(cam, e), cam_points_to_world(cam, e), atol=1e-12, rtol=1e-12)
 
 
 def test_views_of_different_sizes_are_refused():
