@@ -8,6 +8,7 @@ import torch
 
 from vggt3d.data import SampleError, View, check_sample, views_to_sample
 from vggt3d.data.views import load_rgb
+from vggt3d.geometry import depth_to_world_points
 
 
 def _views(count=2, size=(6, 8), seed=0):
