@@ -31,14 +31,15 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 import torch
 from PIL import Image
+
+from vggt3d.io.atomic import atomic_write
 
 from .base import FrameCameras, MultiViewDataset
 from .views import View, load_depth_png16, load_mask, load_rgb, save_depth_png16
@@ -59,19 +60,6 @@ DepthFormat = Literal["npy", "png16"]
 
 class SceneFolderError(ValueError):
     """A scene folder is missing files or holds malformed ``cameras.json`` entries."""
-
-
-def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """Call ``write(temporary_path)`` in ``path``'s folder, then rename onto ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _as_array(value: Any, name: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -176,7 +164,7 @@ def write_scene_folder(root: str | os.PathLike, images: Sequence[Any], cam_from_
     frames = []
     for i in range(count):
         image_rel = f"images/{names[i]}"
-        _atomic_write(root / image_rel, lambda tmp, i=i: Image.fromarray(pixels[i]).save(
+        atomic_write(root / image_rel, lambda tmp, i=i: Image.fromarray(pixels[i]).save(
             tmp, format=Image.registered_extensions().get(Path(names[i]).suffix.lower(), "PNG")))
         entry: dict[str, Any] = {"image": image_rel, "width": int(pixels[i].shape[1]),
                                  "height": int(pixels[i].shape[0]), "K": ks[i].tolist(),
@@ -185,19 +173,19 @@ def write_scene_folder(root: str | os.PathLike, images: Sequence[Any], cam_from_
             ext = ".npy" if depth_format == "npy" else ".png"
             entry["depth"] = depth_rel = f"depths/{stems[i]}{ext}"
             if depth_format == "npy":
-                _atomic_write(root / depth_rel, lambda tmp, i=i: _save_npy(tmp, depth_arrays[i]))
+                atomic_write(root / depth_rel, lambda tmp, i=i: _save_npy(tmp, depth_arrays[i]))
             else:
-                _atomic_write(root / depth_rel, lambda tmp, i=i: save_depth_png16(tmp, depth_arrays[i], depth_scale))
+                atomic_write(root / depth_rel, lambda tmp, i=i: save_depth_png16(tmp, depth_arrays[i], depth_scale))
         if mask_arrays is not None:
             entry["mask"] = mask_rel = f"masks/{stems[i]}.png"
-            _atomic_write(root / mask_rel, lambda tmp, i=i: Image.fromarray(
+            atomic_write(root / mask_rel, lambda tmp, i=i: Image.fromarray(
                 mask_arrays[i].astype(np.uint8) * 255).save(tmp, format="PNG"))
         frames.append(entry)
     document = {"format": FORMAT, "version": VERSION, "conventions": CONVENTIONS,
                 "depth_format": depth_format if depth_arrays is not None else None,
                 "depth_scale": depth_scale if depth_arrays is not None and depth_format == "png16" else None,
                 "frames": frames}
-    _atomic_write(cameras_path, lambda tmp: Path(tmp).write_text(json.dumps(document, indent=1)))
+    atomic_write(cameras_path, lambda tmp: Path(tmp).write_text(json.dumps(document, indent=1)))
     return root
 
 

@@ -21,13 +21,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 
 from .config import ConfigError, ModelConfig
+from .io.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -222,16 +222,6 @@ class PretrainedMixin:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().to("cpu").contiguous() for k, v in self.state_dict().items()}  # type: ignore[attr-defined]
-        for name, write in (
-            ("model.safetensors", lambda p: save_file(state, p, metadata={"format": "pt"})),
-            ("config.json", lambda p: self.config.to_json(p)),
-        ):
-            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=directory)
-            os.close(fd)
-            try:
-                write(tmp)
-                os.replace(tmp, directory / name)
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
+        atomic_write(directory / "model.safetensors", lambda tmp: save_file(state, tmp, metadata={"format": "pt"}))
+        atomic_write(directory / "config.json", self.config.to_json)
         return directory

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .atomic import OutputExistsError, atomic_output_dir, check_output_dir
+from ..io.atomic import OutputExistsError, atomic_output_dir, check_output_dir
 
 if TYPE_CHECKING:
     from vggt3d.reconstruct import Reconstruction

@@ -39,6 +39,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .. import __version__
+from ..io.atomic import atomic_write, atomic_write_text
 from .clips import Clip
 from .features import GeometryFeatures
 from .prior import GeometryPrior
@@ -63,28 +64,6 @@ def clip_id(source: str | os.PathLike) -> str:
     path = Path(os.path.abspath(os.fspath(source)))
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", path.stem if path.suffix else path.name).strip("._") or "clip"
     return f"{stem[:80]}-{hashlib.sha1(str(path).encode()).hexdigest()[:10]}"
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:
@@ -156,7 +135,7 @@ class FeatureCacheWriter:
                     f"{self.root} holds features made with other settings (differing: {', '.join(diff)}); "
                     f"use another output directory, or overwrite to redo its clips with the new settings"
                 )
-        _atomic_write_text(path, json.dumps(record, indent=2) + "\n")
+        atomic_write_text(path, json.dumps(record, indent=2) + "\n")
 
     def path_for(self, source: str | os.PathLike) -> Path:
         return self.root / f"{clip_id(source)}.safetensors"
@@ -216,15 +195,7 @@ class FeatureCacheWriter:
         tensors = self._tensors(feats, clip)
         path = self.path_for(clip.source)
         meta = self._metadata(feats, clip)
-        tmp = path.with_name(f".{path.name}.tmp")
-        try:
-            save_file(tensors, os.fspath(tmp), metadata=meta)
-            with open(tmp, "rb+") as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        _fsync_dir(self.root)
+        atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta), fsync=True)
         self.record(path, clip, feats.grid)
         return path
 

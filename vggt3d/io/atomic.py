@@ -1,4 +1,10 @@
-"""All-or-nothing output directories: write into a temporary sibling, rename into place at the end."""
+"""All-or-nothing outputs: files and directories are written under a temporary name, then renamed into place.
+
+A reader (or a rerun after a crash) therefore sees either the previous
+complete file or the new complete one, never a half-written one. Temporary
+files are named ``.<name>.tmp`` next to the target, so a rerun overwrites what
+a killed run left behind.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +12,10 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-__all__ = ["OutputExistsError", "atomic_output_dir", "check_output_dir"]
+__all__ = ["OutputExistsError", "atomic_output_dir", "atomic_write", "atomic_write_text", "check_output_dir", "fsync_dir"]
 
 
 class OutputExistsError(FileExistsError):
@@ -64,3 +70,41 @@ def atomic_output_dir(out: str | os.PathLike, overwrite: bool = False) -> Iterat
             with contextlib.suppress(OSError):
                 directory.rmdir()
         raise
+
+
+def fsync_dir(directory: str | os.PathLike) -> None:
+    """Flush a directory entry (after a rename) to disk where the OS allows it."""
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[str], None], *, fsync: bool = False) -> Path:
+    """Call ``write(temporary_path)``, then rename the result onto ``path``.
+
+    The temporary file ``.<name>.tmp`` sits in ``path``'s folder (same file
+    system, so the rename is atomic) and is removed if ``write`` fails or is
+    interrupted. ``fsync``: flush the file and the folder entry (for caches and
+    checkpoints that must survive a power loss).
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        write(os.fspath(tmp))
+        if fsync:
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    if fsync:
+        fsync_dir(path.parent)
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str, *, fsync: bool = False) -> Path:
+    """:func:`atomic_write` of a UTF-8 text file."""
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"), fsync=fsync)
