@@ -91,6 +91,10 @@ class DPTHead(nn.Module):
     prediction ``[B, S, H, W, output_dim - 1]`` and confidence ``[B, S, H, W]``
     (channels last, as the original returns them).
 
+    ``frames_chunk_size``: frames decoded at a time (0 = all at once). The
+    full-resolution activations of the decoder dominate inference memory, so
+    the default decodes one frame at a time; results do not depend on it.
+
     ``activation``: ``"exp"`` (depth, ``exp(x)``) or ``"inv_log"`` (points,
     ``sign(x) * (exp(|x|) - 1)``); the confidence is ``1 + exp(x_last)``.
     """
@@ -98,7 +102,7 @@ class DPTHead(nn.Module):
     def __init__(self, dim_in: int, patch_size: int, features: int, out_channels: Sequence[int],
                  layers: Sequence[int], output_dim: int = 4, activation: Literal["exp", "inv_log"] = "inv_log",
                  pos_embed: bool = True, feature_only: bool = False, down_ratio: int = 1,
-                 frames_chunk_size: int = 8) -> None:
+                 frames_chunk_size: int = 1) -> None:
         super().__init__()
         self.patch_size = patch_size
         self.layers = list(layers)
