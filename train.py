@@ -1,11 +1,12 @@
-"""Training entry point (thin wrapper over the package).
+"""Training entry point: the same command as ``vggt3d train`` (see ``--help``).
 
-Training (losses, accelerate, checkpoints, resume) is built by issue #4
-("Train end to end and evaluate"); until it lands this script only says so.
+    python train.py --config configs/tiny_synthetic.yaml [key=value ...] [--resume]
+    accelerate launch --multi_gpu --num_processes 8 train.py --config configs/finetune_vggt1b.yaml
 """
 
 import sys
 
+from vggt3d.cli import main
+
 if __name__ == "__main__":
-    sys.exit("train.py: training is not implemented yet (tracked in issue #4). "
-             "The model, checkpoints and image loading are available: see README.md.")
+    sys.exit(main(["train", *sys.argv[1:]]))

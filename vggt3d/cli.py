@@ -15,6 +15,8 @@ import sys
 #: sub-command -> (module, one-line help). Add one line per sub-command.
 COMMANDS: dict[str, tuple[str, str]] = {
     "reconstruct": ("vggt3d.commands.reconstruct", "cameras, depth and point clouds from images or a video"),
+    "train": ("vggt3d.commands.train", "train or fine-tune a model"),
+    "evaluate": ("vggt3d.commands.evaluate", "evaluate a model against ground truth"),
     "features": ("vggt3d.commands.features", "cache geometry-prior features of videos or image folders"),
     "score": ("vggt3d.commands.score", "score the 3D consistency of a video"),
     "synth": ("vggt3d.data.synthetic_cli", "write procedurally generated multi-view scenes to disk"),
