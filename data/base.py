@@ -258,3 +258,25 @@ def _check_size(size: Any, name: str) -> tuple[int, int]:
     if height < 1 or width < 1:
         raise ValueError(f"{name} must be (H, W) positive ints, got {size!r}")
     return height, width
+
+
+class SceneListDataset(MultiViewDataset):
+    """A :class:`MultiViewDataset` over ``self.scenes``: objects with ``name``,
+    ``cam_from_world [F, 3, 4]``, ``intrinsics [F, 3, 3]``, ``sizes [F, 2]`` and
+    ``load_view(frame) -> View`` (COLMAP scenes, scene folders, CO3D sequences).
+    """
+
+    scenes: list
+
+    def __len__(self) -> int:
+        return len(self.scenes)
+
+    def scene_name(self, index: int) -> str:
+        return self.scenes[index].name
+
+    def frame_cameras(self, index: int) -> FrameCameras:
+        s = self.scenes[index]
+        return FrameCameras(s.cam_from_world, s.intrinsics, s.sizes)
+
+    def load_views(self, index: int, frame_ids: Sequence[int]) -> list[View]:
+        return [self.scenes[index].load_view(int(f)) for f in frame_ids]

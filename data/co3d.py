@@ -37,7 +37,7 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
-from .base import FrameCameras, MultiViewDataset
+from .base import SceneListDataset
 from .views import View, load_mask, load_rgb
 
 __all__ = ["Co3dDataset", "Co3dSequence", "load_co3d_depth", "co3d_viewpoint_to_opencv"]
@@ -178,7 +178,7 @@ class Co3dSequence:
                     frame_id=int(frame["frame_number"]))
 
 
-class Co3dDataset(MultiViewDataset):
+class Co3dDataset(SceneListDataset):
     """CO3Dv2 sequences as a dataset, one scene per sequence (sorted by category, then name).
 
     Args:
@@ -220,15 +220,6 @@ class Co3dDataset(MultiViewDataset):
         if not self.sequences:
             raise ValueError(f"no CO3D sequence with at least {min_frames} frames in {self.root} ({list(categories)})")
 
-    def __len__(self) -> int:
-        return len(self.sequences)
-
-    def scene_name(self, index: int) -> str:
-        return self.sequences[index].name
-
-    def frame_cameras(self, index: int) -> FrameCameras:
-        s = self.sequences[index]
-        return FrameCameras(s.cam_from_world, s.intrinsics, s.sizes)
-
-    def load_views(self, index: int, frame_ids: Sequence[int]) -> list[View]:
-        return [self.sequences[index].load_view(int(f)) for f in frame_ids]
+    @property
+    def scenes(self) -> list[Co3dSequence]:
+        return self.sequences

@@ -31,7 +31,7 @@ from typing import Literal, Sequence
 
 import numpy as np
 
-from .base import FrameCameras, MultiViewDataset
+from .base import SceneListDataset
 from .views import View, load_rgb
 
 __all__ = ["ColmapDataset", "ColmapError", "ColmapScene", "read_colmap_depth", "write_colmap_depth"]
@@ -228,7 +228,7 @@ class ColmapScene:
                     frame_id=i, mask=mask)
 
 
-class ColmapDataset(MultiViewDataset):
+class ColmapDataset(SceneListDataset):
     """COLMAP scenes as a dataset: one scene per COLMAP folder.
 
     Args:
@@ -253,19 +253,6 @@ class ColmapDataset(MultiViewDataset):
         if len(roots) > 1 and any(p is not None for p in (images_dir, model_dir, depth_dir)):
             raise ValueError("images_dir, model_dir and depth_dir need a single root")
         self.scenes = [ColmapScene(r, images_dir, model_dir, depth_dir, depth, undistort, dense_type) for r in roots]
-
-    def __len__(self) -> int:
-        return len(self.scenes)
-
-    def scene_name(self, index: int) -> str:
-        return self.scenes[index].name
-
-    def frame_cameras(self, index: int) -> FrameCameras:
-        s = self.scenes[index]
-        return FrameCameras(s.cam_from_world, s.intrinsics, s.sizes)
-
-    def load_views(self, index: int, frame_ids: Sequence[int]) -> list[View]:
-        return [self.scenes[index].load_view(int(f)) for f in frame_ids]
 
     def frame_points(self, index: int) -> list[np.ndarray]:
         """Up to 64 observed sparse 3D points per image."""

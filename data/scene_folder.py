@@ -41,7 +41,7 @@ from PIL import Image
 
 from vggt3d.io.atomic import atomic_write
 
-from .base import FrameCameras, MultiViewDataset
+from .base import SceneListDataset
 from .views import View, load_depth_png16, load_mask, load_rgb, save_depth_png16
 
 __all__ = ["CAMERAS_FILE", "SceneFolder", "SceneFolderDataset", "read_scene_folder", "write_scene_folder"]
@@ -318,7 +318,7 @@ def find_scene_folders(path: str | os.PathLike) -> list[Path]:
     return found
 
 
-class SceneFolderDataset(MultiViewDataset):
+class SceneFolderDataset(SceneListDataset):
     """Scene folders as a dataset: one scene per folder.
 
     Args:
@@ -337,19 +337,6 @@ class SceneFolderDataset(MultiViewDataset):
         if not roots:
             raise ValueError("SceneFolderDataset needs at least one root")
         self.scenes = [read_scene_folder(p) for r in roots for p in find_scene_folders(r)]
-
-    def __len__(self) -> int:
-        return len(self.scenes)
-
-    def scene_name(self, index: int) -> str:
-        return self.scenes[index].name
-
-    def frame_cameras(self, index: int) -> FrameCameras:
-        s = self.scenes[index]
-        return FrameCameras(s.cam_from_world, s.intrinsics, s.sizes)
-
-    def load_views(self, index: int, frame_ids: Sequence[int]) -> list[View]:
-        return [self.scenes[index].load_view(int(f)) for f in frame_ids]
 
     def frame_points(self, index: int) -> list[np.ndarray]:
         """Up to 64 valid depth points per frame (all frames' depth maps are read once), else a guess."""

@@ -21,6 +21,8 @@ if not _os.path.isdir(_os.path.join(_os.path.dirname(__file__), "heads")) and _o
 
 __version__ = "0.1.0"
 
+from ._lazy import lazy_getattr
+
 _LAZY = {
     "ModelConfig": "vggt3d.config",
     "ConfigError": "vggt3d.config",
@@ -39,12 +41,4 @@ _LAZY = {
 __all__ = sorted(_LAZY) + ["__version__"]
 
 
-def __getattr__(name: str):
-    # Lazy re-exports keep ``import vggt3d`` cheap and free of side effects.
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'vggt3d' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())

@@ -16,6 +16,8 @@ The guide is ``docs/geometry_prior.md``. Imports are lazy.
 
 from __future__ import annotations
 
+from vggt3d._lazy import lazy_getattr
+
 _LAZY = {
     "GeometryPrior": "vggt3d.prior.prior",
     "model_input_size": "vggt3d.prior.prior",
@@ -36,11 +38,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'vggt3d.prior' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())

@@ -12,6 +12,8 @@ Nothing here is imported by ``import vggt3d`` or the inference API.
 
 from __future__ import annotations
 
+from vggt3d._lazy import lazy_getattr
+
 _LAZY = {
     "TrainConfig": "vggt3d.training.config",
     "load_config": "vggt3d.training.config",
@@ -24,11 +26,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'vggt3d.training' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())
