@@ -61,7 +61,6 @@ def test_stationary_track_baseline():
 
 
 def test_evaluate_and_report(tmp_path):
-    torch.set_num_threads(1)
     model = tiny_model()
     result = evaluate(model, ToyScenes(n=2), EvalSettings(), normalize=False)
     result.info = {"weights": "tiny (random)", "data": "toy"}
@@ -79,7 +78,6 @@ def test_evaluate_and_report(tmp_path):
 
 
 def test_evaluate_with_track_head(tmp_path):
-    torch.set_num_threads(1)
     model = tiny_model(("camera", "depth", "track"))
     ds = ToyScenes(n=1, H=28, W=28, num_tracks=5)
     result = evaluate(model, ds, EvalSettings(track_queries=4), normalize=False)

@@ -19,12 +19,6 @@ from vggt3d.prior.clips import load_clip
 from vggt3d.testing import load_rule_weights
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # torch's 2-thread pool is far slower on a shared machine
-    yield
-    torch.set_num_threads(before)
 
 
 def write_video(path, n=5, size=(64, 48), fps=5):

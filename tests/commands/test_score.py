@@ -7,7 +7,6 @@ import json
 import av
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from vggt3d import ModelConfig, VGGT3D
@@ -15,12 +14,6 @@ from vggt3d.cli import main
 from vggt3d.testing import load_rule_weights
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # torch's 2-thread pool is far slower on a shared machine
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -11,13 +11,6 @@ from vggt3d.data.render import pixel_rays
 from vggt3d.geometry import project_points
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _single_torch_thread():
-    """The machine is shared: keep torch on one thread (as DataLoader workers do)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="session")

@@ -4,20 +4,12 @@ from __future__ import annotations
 
 import math
 
-import pytest
 import torch
 
 from vggt3d import ModelConfig, VGGT3D
 from vggt3d.testing import load_rule_weights
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """One intra-op thread: on a shared 2-core machine torch's thread pool is far slower than one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def tiny_model() -> VGGT3D:

@@ -7,7 +7,6 @@ import math
 import pytest
 import torch
 
-from prior_helpers import single_thread  # noqa: F401 - autouse fixture
 from vggt3d.prior import FeatureProjector, alignment_loss
 from vggt3d.prior.alignment import resample_features
 

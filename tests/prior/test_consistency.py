@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from prior_helpers import (analytic_clip, frame_replaced, random_depth, random_depth_scale, shuffled,  # noqa: F401
-                           single_thread, tiny_model)
+                           tiny_model)
 from vggt3d import GeometryPrior
 try:
     from vggt3d.data import SyntheticConfig, SyntheticScenes

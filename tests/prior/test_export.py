@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from testutils import TOL, assert_close
-from prior_helpers import single_thread  # noqa: F401 - autouse fixture
 from vggt3d import GeometryPrior, ModelConfig, VGGT3D
 from vggt3d.config import AggregatorConfig, DenseHeadConfig, EncoderConfig, TrackHeadConfig
 from vggt3d.prior import export_onnx, export_prior

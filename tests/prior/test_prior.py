@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from testutils import TOL, assert_close
-from prior_helpers import single_thread, tiny_model  # noqa: F401 - autouse fixture
+from prior_helpers import tiny_model
 from vggt3d import GeometryFeatures, GeometryPrior
 from vggt3d.prior import model_input_size, plan_windows
 
