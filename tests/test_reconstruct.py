@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 
-import av
 import numpy as np
 import pycolmap
 import pytest
@@ -23,6 +22,7 @@ from vggt3d.io.inputs import InputError, discover_inputs, natural_sort_key
 from vggt3d.io.video import VideoReadError
 from vggt3d.reconstruct import MemoryEstimateError, Reconstruction, ReconstructionError, estimate_memory
 from vggt3d.testing import load_rule_weights
+from testutils import encode_video
 
 IMG_SIZE = 112
 
@@ -52,16 +52,7 @@ def noise_image(width: int, height: int, seed: int, mode: str = "RGB") -> Image.
 
 
 def write_video(path, n=8, fps=4, size=(96, 64)):
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("mpeg4", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
-        for k in range(n):
-            frame = np.asarray(noise_image(*size, seed=k))
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    return encode_video(path, [noise_image(*size, seed=k) for k in range(n)], fps)
 
 
 @pytest.fixture(scope="module")

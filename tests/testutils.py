@@ -40,3 +40,20 @@ def read_manifest(path: Path) -> dict[str, tuple[int, ...]]:
         name, shape = row.split("\t")
         out[name] = tuple(int(s) for s in shape.strip("[]").split(",") if s.strip())
     return out
+
+
+def encode_video(path, frames, fps: float):
+    """Write RGB frames (uint8 ``[H, W, 3]`` arrays or PIL images, all one size) as an MPEG-4 video with PyAV."""
+    import av
+
+    frames = [np.asarray(f, dtype=np.uint8) for f in frames]
+    height, width = frames[0].shape[:2]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path

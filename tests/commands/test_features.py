@@ -5,34 +5,23 @@ from __future__ import annotations
 import json
 import os
 
-import av
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from testutils import TOL, assert_close
-from vggt3d import GeometryPrior, ModelConfig, VGGT3D
+from testutils import TOL, assert_close, encode_video
+from vggt3d import GeometryPrior
 from vggt3d.cli import main
 from vggt3d.prior.cache import FeatureCache, FeatureCacheWriter, read_manifest, read_metadata
 from vggt3d.prior.clips import load_clip
-from vggt3d.testing import load_rule_weights
 
 
 
 
 def write_video(path, n=5, size=(64, 48), fps=5):
     rng = np.random.default_rng(0)
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("mpeg4", rate=fps)
-        s.width, s.height, s.pix_fmt = size[0], size[1], "yuv420p"
-        for _ in range(n):
-            img = rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
-            for packet in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                c.mux(packet)
-        for packet in s.encode():
-            c.mux(packet)
-    return path
+    return encode_video(path, [rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8) for _ in range(n)], fps)
 
 
 def write_clips(root):
@@ -49,12 +38,6 @@ def write_clips(root):
     names.append("walk.mp4")
     (root / "clips.txt").write_text("# four clips\n" + "\n".join(names) + "\n")
     return root / "clips.txt"
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    model = load_rule_weights(VGGT3D(ModelConfig.preset("tiny")))
-    return str(model.save_pretrained(tmp_path_factory.mktemp("tiny-model")))
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ from vggt3d.cli import COMMANDS
 from vggt3d.commands.reconstruct import main as command_main
 from vggt3d.commands.reconstruct import parse_size
 from vggt3d.testing import load_rule_weights
+from testutils import encode_video
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,15 +45,7 @@ def noise(width: int, height: int, seed: int, mode: str = "RGB") -> Image.Image:
 
 
 def write_video(path: Path, n: int = 6, size=(64, 48)) -> Path:
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("mpeg4", rate=6)
-        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
-        for k in range(n):
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.asarray(noise(*size, k)), format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    return encode_video(path, [noise(*size, k) for k in range(n)], fps=6)
 
 
 def folder_of(path: Path, *images: tuple[str, Image.Image]) -> Path:

@@ -4,37 +4,21 @@ from __future__ import annotations
 
 import json
 
-import av
 import numpy as np
 import pytest
 from PIL import Image
 
-from vggt3d import ModelConfig, VGGT3D
+from testutils import encode_video
 from vggt3d.cli import main
-from vggt3d.testing import load_rule_weights
 
 
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    model = load_rule_weights(VGGT3D(ModelConfig.preset("tiny")))
-    return str(model.save_pretrained(tmp_path_factory.mktemp("tiny-model")))
 
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
     root = tmp_path_factory.mktemp("score-inputs")
     rng = np.random.default_rng(0)
-    with av.open(str(root / "gen.mp4"), "w") as c:
-        s = c.add_stream("mpeg4", rate=4)
-        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
-        for _ in range(4):
-            frame = av.VideoFrame.from_ndarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8), format="rgb24")
-            for packet in s.encode(frame):
-                c.mux(packet)
-        for packet in s.encode():
-            c.mux(packet)
+    encode_video(root / "gen.mp4", [rng.integers(0, 255, (48, 64, 3), dtype=np.uint8) for _ in range(4)], fps=4)
     (root / "shot").mkdir()
     for f in range(3):
         Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(root / "shot" / f"{f}.png")

@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import av
 import numpy as np
 import pytest
 
 from vggt3d.io.video import VideoReadError, is_video, read_video
+from testutils import encode_video
 
 
 def write_video(path, n=12, fps=6, size=(48, 32)):
     """A video whose frame k has a uniform brightness of 20*k."""
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("mpeg4", rate=fps)
-        s.width, s.height, s.pix_fmt = size[0], size[1], "yuv420p"
-        for k in range(n):
-            img = np.full((size[1], size[0], 3), 20 * k % 256, np.uint8)
-            for packet in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                c.mux(packet)
-        for packet in s.encode():
-            c.mux(packet)
-    return path
+    return encode_video(path, [np.full((size[1], size[0], 3), 20 * k % 256, np.uint8) for k in range(n)], fps)
 
 
 def test_read_all_frames(tmp_path):
