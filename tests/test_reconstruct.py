@@ -346,7 +346,7 @@ def test_module_and_function_share_the_name():
 
 def test_depth_unprojection_matches_the_geometry_module(rec):
     from vggt3d.geometry import depth_to_world_points
-    from vggt3d.reconstruct import _depth_points
+    from vggt3d.pointcloud import depth_points as _depth_points
 
     ours, valid = _depth_points(rec.depth, rec.cam_from_world, rec.model_intrinsics)
     theirs, ok = depth_to_world_points(torch.from_numpy(rec.depth).double(), torch.from_numpy(rec.cam_from_world),

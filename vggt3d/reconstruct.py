@@ -22,8 +22,6 @@ import os
 import sys
 import time
 import types
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,6 +30,8 @@ import torch
 
 from .io.images import ImageTransform, PreprocessedImages
 from .io.inputs import load_frames
+from .result import Reconstruction, Tracks
+from .pointcloud import content_mask, depth_points, point_cloud, select_points
 from .runtime import (MemoryEstimateError, ReconstructionError, _format_bytes, available_memory, estimate_memory,
                       peak_memory, resolve_device, resolve_dtype)
 
@@ -42,82 +42,6 @@ log = logging.getLogger(__name__)
 DEFAULT_WEIGHTS = "facebook/VGGT-1B"
 DEFAULT_GRID = 16
 MIN_FOV, MAX_FOV = np.deg2rad(1.0), np.deg2rad(170.0)
-
-
-@dataclass
-class Tracks:
-    """Point tracks from query points in the first frame, at original resolution.
-
-    Convention: pixels ``(x, y)`` with pixel centres at integers, in each frame's original image.
-    """
-
-    query_points: np.ndarray  # [N, 2] in frame 0
-    uv: np.ndarray  # [S, N, 2] position in every frame
-    visibility: np.ndarray  # [S, N] in [0, 1]
-    confidence: np.ndarray  # [S, N] in [0, 1]
-
-
-@dataclass
-class Reconstruction:
-    """Everything one forward pass predicts, with cameras at the original image resolution.
-
-    Convention: see the module docstring. Per-frame arrays have ``S`` rows in
-    input order; dense maps (``depth``, ``depth_conf``, ``model_colors``) are at
-    the model's input resolution ``H x W`` (use :meth:`depth_at_original` for the
-    original one); the point cloud ``points [N, 3]`` is in world coordinates.
-    """
-
-    image_names: list[str]  # unique file names used by every export
-    sources: list[str]  # a file path, or "video.mp4#frame=12", or "<memory>"
-    image_sizes: np.ndarray  # [S, 2] int (width, height) of the original images
-    intrinsics: np.ndarray  # [S, 3, 3] float64, original pixels
-    cam_from_world: np.ndarray  # [S, 4, 4] float64
-    transforms: list[ImageTransform]  # model pixels <-> original pixels, per frame
-    model_intrinsics: np.ndarray  # [S, 3, 3] float64, model pixels
-    depth: np.ndarray  # [S, H, W] float32, 0 where the model input holds no image content
-    depth_conf: np.ndarray  # [S, H, W] float32 (>= 1; 0 outside the content)
-    model_colors: np.ndarray  # [S, H, W, 3] uint8, the model input
-    points: np.ndarray  # [N, 3] float32 world points that passed the confidence filter
-    colors: np.ndarray  # [N, 3] uint8
-    point_conf: np.ndarray  # [N] float32
-    point_normals: np.ndarray  # [N, 3] float32 unit normals facing their camera (0 where unknown)
-    point_spacing: np.ndarray  # [N] float32 distance to neighbouring points
-    point_frame: np.ndarray  # [N] int32, the frame each point comes from
-    point_uv: np.ndarray  # [N, 2] float64, its observation in that frame (original pixels)
-    tracks: Tracks | None = None
-    world_points: np.ndarray | None = None  # [S, H, W, 3] point-head map, with points_from="pointmap"
-    timestamps: list[float] | None = None  # seconds, video input
-    frame_indices: list[int] | None = None  # index in the decoded video stream
-    info: dict[str, Any] = field(default_factory=dict)  # settings, timings, peak memory
-    image_data: list[Any] = field(default_factory=list, repr=False)  # Path or PIL image per frame, for export
-
-    @property
-    def num_frames(self) -> int:
-        return len(self.image_names)
-
-    @property
-    def world_from_cam(self) -> np.ndarray:
-        """``[S, 4, 4]``: camera-to-world transforms (OpenCV axes)."""
-        return np.linalg.inv(self.cam_from_world)
-
-    def depth_at_original(self, index: int) -> np.ndarray:
-        """Depth of frame ``index`` at its original resolution ``[height, width]`` float32 (0 = no prediction)."""
-        from .export.depth_maps import resample_to_original
-
-        return resample_to_original(self.depth[index], self.transforms[index], edge_aware=True)
-
-    def confidence_at_original(self, index: int) -> np.ndarray:
-        """Depth confidence of frame ``index`` at its original resolution (0 = no prediction)."""
-        from .export.depth_maps import resample_to_original
-
-        return resample_to_original(self.depth_conf[index], self.transforms[index], edge_aware=False)
-
-    def save(self, out: str | os.PathLike, formats: Sequence[str] | None = None, overwrite: bool = False,
-             progress: bool = False) -> dict[str, list[Path]]:
-        """Write the outputs into ``out`` atomically (see :func:`vggt3d.export.save`); returns the files per format."""
-        from .export import save
-
-        return save(self, out, formats=formats, overwrite=overwrite, progress=progress)
 
 
 # ------------------------------------------------------------------ tracks
@@ -212,41 +136,6 @@ def _load_model(model: Any, device: torch.device, config: Any = None) -> Any:
     return VGGT3D.from_pretrained(model, config=config, device=device)
 
 
-# ------------------------------------------------------------------ points
-def _normals_and_spacing(world: np.ndarray, valid: np.ndarray, keep: np.ndarray,
-                         centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Unit normals (facing their camera) and nearest-neighbour spacing of the kept pixels.
-
-    ``world [S, H, W, 3]`` and ``valid [S, H, W]``; ``keep`` flat pixel indices.
-    Normals are the cross product of the central differences along the pixel grid
-    (0 where undefined); spacing is the distance to the nearest valid 4-neighbour
-    (``inf`` when there is none).
-    """
-    S, H, W = valid.shape
-    s, rest = np.divmod(keep, H * W)
-    v, u = np.divmod(rest, W)
-    P = world[s, v, u].astype(np.float64)  # [N, 3]
-
-    def neighbour(dv: int, du: int) -> tuple[np.ndarray, np.ndarray]:
-        vv, uu = v + dv, u + du
-        ok = (vv >= 0) & (vv < H) & (uu >= 0) & (uu < W)
-        vv, uu = np.clip(vv, 0, H - 1), np.clip(uu, 0, W - 1)
-        ok &= valid[s, vv, uu]
-        return np.where(ok[:, None], world[s, vv, uu], P), ok
-
-    (left, _), (right, _) = neighbour(0, -1), neighbour(0, 1)
-    (up, _), (down, _) = neighbour(-1, 0), neighbour(1, 0)
-    normal = np.cross(right - left, down - up)
-    normal *= np.where(np.sum(normal * (centres[s] - P), axis=1, keepdims=True) < 0, -1.0, 1.0)
-    length = np.linalg.norm(normal, axis=1, keepdims=True)
-    normal = np.where(length > 0, normal / np.where(length > 0, length, 1.0), 0.0)
-    spacing = np.full(len(keep), np.inf)
-    for q in (left, right, up, down):
-        d = np.linalg.norm(q - P, axis=1)
-        spacing = np.minimum(spacing, np.where(d > 0, d, np.inf))
-    return normal.astype(np.float32), spacing
-
-
 def _sane_pose_encoding(pose_enc: np.ndarray) -> np.ndarray:
     """Clamp fields of view to [1, 170] degrees and replace zero quaternions, with a warning.
 
@@ -282,75 +171,6 @@ def _cameras(out: dict[str, np.ndarray], batch: PreprocessedImages, shared: bool
         K = np.broadcast_to(K.mean(axis=0), K.shape).copy()
     K_orig = np.stack([t.intrinsics_to_original(k) for t, k in zip(batch.transforms, K)])
     return cam_from_world, K, K_orig
-
-
-def _content_mask(transforms: list[ImageTransform], H: int, W: int) -> np.ndarray:
-    mask = np.zeros((len(transforms), H, W), dtype=bool)
-    for i, t in enumerate(transforms):
-        x0, y0, x1, y1 = t.content_box_xyxy
-        mask[i, y0:y1, x0:x1] = True
-    return mask
-
-
-def _depth_points(depth: np.ndarray, cam_from_world: np.ndarray, K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """World points ``[S, H, W, 3]`` float32 from depth and cameras, and the valid mask (``depth > 1e-8``).
-
-    Convention: as :func:`vggt3d.geometry.depth_to_world_points` (pixel centres at
-    integers, ``X_world = R^T (X_cam - t)``), in numpy float64 one frame at a time
-    (the torch version's broadcasting check imports sympy, seconds of start-up).
-    """
-    S, H, W = depth.shape
-    world = np.empty((S, H, W, 3), np.float32)
-    u, v = np.meshgrid(np.arange(W, dtype=np.float64), np.arange(H, dtype=np.float64))  # [H, W]
-    for i in range(S):
-        d = depth[i].astype(np.float64)
-        cam = np.stack([(u - K[i, 0, 2]) * d / K[i, 0, 0], (v - K[i, 1, 2]) * d / K[i, 1, 1], d], axis=-1)
-        world[i] = (cam - cam_from_world[i, :3, 3]) @ cam_from_world[i, :3, :3]  # row form of R^T (X - t)
-    return world, depth > 1e-8
-
-
-def _point_cloud(world: np.ndarray, valid: np.ndarray, keep: np.ndarray, cam_from_world: np.ndarray,
-                 K_model: np.ndarray, K_orig: np.ndarray, transforms: list[ImageTransform]) -> dict[str, np.ndarray]:
-    """Points, their frame, observation (original pixels), normals and spacing; drops points outside their image.
-
-    The observation is the point projected into its own camera at original
-    resolution: for depth points, exactly the pixel it was unprojected from.
-    """
-    S, H, W = valid.shape
-    frame = (keep // (H * W)).astype(np.int32)
-    points = world.reshape(-1, 3)[keep].astype(np.float32)
-    cam = np.einsum("nij,nj->ni", cam_from_world[frame, :3, :3], points.astype(np.float64))
-    cam += cam_from_world[frame, :3, 3]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        uv = np.einsum("nij,nj->ni", K_orig[frame], cam)
-        uv = uv[:, :2] / uv[:, 2:]
-    sizes = np.array([[t.original_width, t.original_height] for t in transforms], dtype=np.float64)
-    inside = (cam[:, 2] > 0) & np.all((uv >= -0.5) & (uv <= sizes[frame] - 0.5), axis=1)
-    keep, frame, points, uv, cam = keep[inside], frame[inside], points[inside], uv[inside], cam[inside]
-    centres = np.linalg.inv(cam_from_world)[:, :3, 3]
-    normals, spacing = _normals_and_spacing(world, valid, keep, centres)
-    footprint = cam[:, 2] / K_model[frame, 0, 0]  # size of one model pixel at the point's depth
-    spacing = np.where(np.isfinite(spacing), spacing, footprint)
-    return {"keep": keep, "frame": frame, "points": points, "uv": uv, "normals": normals, "spacing": spacing}
-
-
-def _select_points(world: np.ndarray, conf: np.ndarray, valid: np.ndarray, threshold: float, absolute: bool,
-                   max_points: int | None, seed: int) -> tuple[np.ndarray, float, int]:
-    """Flat indices of kept pixels (sorted), the absolute confidence threshold, and how many passed it."""
-    valid = valid & np.isfinite(world).all(axis=-1) & np.isfinite(conf)
-    values = conf[valid]
-    if absolute:
-        cut = float(threshold)
-    else:
-        if not 0 <= threshold <= 100:
-            raise ValueError(f"a percentile confidence threshold must be in [0, 100], got {threshold}")
-        cut = float(np.percentile(values, threshold)) if values.size else 0.0
-    keep = np.flatnonzero(valid & (conf >= cut) & (conf > 1e-5))
-    selected = int(keep.size)
-    if max_points is not None and keep.size > max_points:
-        rng = np.random.default_rng(seed)
-        keep = np.sort(rng.choice(keep, size=max_points, replace=False))
-    return keep, cut, selected
 
 
 def reconstruct(
@@ -469,20 +289,20 @@ def reconstruct(
 
     t0 = time.perf_counter()
     cam_from_world, K_model, K_orig = _cameras(out, batch, shared_camera)
-    content = _content_mask(batch.transforms, H, W)
+    content = content_mask(batch.transforms, H, W)
     depth = np.where(content, out["depth"][..., 0], 0.0).astype(np.float32)
     depth_conf = np.where(content, out["depth_conf"], 0.0).astype(np.float32)
     if points_from == "depth":
-        world, valid = _depth_points(depth, cam_from_world, K_model)
+        world, valid = depth_points(depth, cam_from_world, K_model)
         valid &= content
         conf = depth_conf
     else:
         world = out["world_points"]
         z = np.einsum("sj,shwj->shw", cam_from_world[:, 2, :3], world) + cam_from_world[:, 2, 3, None, None]
         valid, conf = content & (z > 0), np.where(content, out["world_points_conf"], 0.0)
-    keep, cut, n_selected = _select_points(world, conf, valid, conf_threshold, conf_absolute,
+    keep, cut, n_selected = select_points(world, conf, valid, conf_threshold, conf_absolute,
                                            None if max_points is None else int(max_points), seed)
-    cloud = _point_cloud(world, valid, keep, cam_from_world, K_model, K_orig, batch.transforms)
+    cloud = point_cloud(world, valid, keep, cam_from_world, K_model, K_orig, batch.transforms)
     thinning = np.sqrt(max(n_selected, 1) / max(keep.size, 1))  # random thinning widens the spacing
     cloud["spacing"] = (cloud["spacing"] * thinning).astype(np.float32)
     colors = np.round(batch.images.permute(0, 2, 3, 1).numpy() * 255.0).clip(0, 255).astype(np.uint8)

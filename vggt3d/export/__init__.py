@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 from ..io.atomic import OutputExistsError, atomic_output_dir, check_output_dir
 
 if TYPE_CHECKING:
-    from vggt3d.reconstruct import Reconstruction
+    from vggt3d.result import Reconstruction
 
 __all__ = ["DEFAULT_FORMATS", "FORMATS", "OutputExistsError", "atomic_output_dir", "check_output_dir", "parse_formats",
            "save"]

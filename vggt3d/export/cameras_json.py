@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from vggt3d.reconstruct import Reconstruction
+    from vggt3d.result import Reconstruction
 
 __all__ = ["CONVENTIONS", "camera_records", "write"]
 

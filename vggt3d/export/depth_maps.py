@@ -27,7 +27,7 @@ from PIL.PngImagePlugin import PngInfo
 from vggt3d.io.images import ImageTransform
 
 if TYPE_CHECKING:
-    from vggt3d.reconstruct import Reconstruction
+    from vggt3d.result import Reconstruction
 
 __all__ = ["resample_to_original", "write", "write_map"]
 

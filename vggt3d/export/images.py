@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from PIL import Image, ImageOps
 
 if TYPE_CHECKING:
-    from vggt3d.reconstruct import Reconstruction
+    from vggt3d.result import Reconstruction
 
 __all__ = ["write"]
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from vggt3d.reconstruct import Reconstruction
+    from vggt3d.result import Reconstruction
 
 __all__ = ["write", "write_ply"]
 

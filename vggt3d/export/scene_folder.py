@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 if TYPE_CHECKING:
-    from vggt3d.reconstruct import Reconstruction
+    from vggt3d.result import Reconstruction
 
 __all__ = ["write"]
 

@@ -25,7 +25,7 @@ import numpy as np
 from .ply import write_ply
 
 if TYPE_CHECKING:
-    from vggt3d.reconstruct import Reconstruction
+    from vggt3d.result import Reconstruction
 
 __all__ = ["SH_C0", "splat_columns", "write"]
 
