@@ -3,9 +3,14 @@
     python infer.py photos/ --out scene
 """
 
+import os
 import sys
 
-from vggt3d.commands.reconstruct import main
+# ``python train.py`` puts this folder (the repository root) first on sys.path, where the source folder
+# ``vggt3d/`` would shadow the installed package (which adds vggt3d.heads and vggt3d.data): use the install.
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != os.path.dirname(os.path.abspath(__file__))]
+
+from vggt3d.commands.reconstruct import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

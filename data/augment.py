@@ -27,6 +27,7 @@ from .views import View
 
 __all__ = ["AugmentConfig", "CropPlan", "MultiViewAugment", "color_jitter", "target_size_for_aspect"]
 
+#: default patch size (VGGT-1B); callers pass the model's ``config.patch_size`` (16 for VGGT-Omega)
 PATCH_SIZE = 14
 
 
@@ -65,7 +66,7 @@ class AugmentConfig:
 
 
 def target_size_for_aspect(width: int, aspect: float, patch_size: int = PATCH_SIZE) -> tuple[int, int]:
-    """``(H_t, W_t)`` for a target width and aspect ``H / W``: ``H_t = floor(int(W a) / 14) * 14``."""
+    """``(H_t, W_t)`` for a target width and aspect ``H / W``: ``H_t = floor(int(W a) / p) * p``, ``p = patch_size``."""
     height = max(patch_size, int(width * aspect) // patch_size * patch_size)
     return height, width
 

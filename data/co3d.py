@@ -37,7 +37,7 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
-from .base import SceneListDataset
+from .base import SceneListDataset, path_inside
 from .views import View, load_mask, load_rgb
 
 __all__ = ["Co3dDataset", "Co3dSequence", "load_co3d_depth", "co3d_viewpoint_to_opencv"]
@@ -107,7 +107,8 @@ class Co3dSequence:
         frames: the sequence's frame annotations (dicts), any order (sorted by frame_number).
         category: the category name (for the scene name).
         depth_percentile: zero depths above this percentile of each map (zeros included),
-            as the original training does; None keeps all.
+            as the original training does, when that percentile is above 0 (a mostly invalid map
+            is kept as it is); None keeps all.
         use_depth_mask: zero depth outside the MVS depth mask.
         foreground_only: also zero depth outside the foreground mask (> 127).
     """
@@ -134,6 +135,10 @@ class Co3dSequence:
             except (KeyError, TypeError, ValueError) as exc:
                 raise ValueError(f"CO3D sequence {self.sequence_name!r}, frame {frame.get('frame_number')}: "
                                  f"malformed annotation ({exc!r})") from exc
+            self._path(frame["image"].get("path"), "image path")  # refuse paths leading out now, not mid-run
+            for key, what in (("path", "depth path"), ("mask_path", "depth mask path")):
+                self._path((frame.get("depth") or {}).get(key), what)
+            self._path((frame.get("mask") or {}).get("path"), "mask path")
             extrinsics.append(e)
             ks.append(k)
             sizes.append(size)
@@ -148,32 +153,36 @@ class Co3dSequence:
     def name(self) -> str:
         return f"{self.category}/{self.sequence_name}" if self.category else self.sequence_name
 
-    def _path(self, relative: str | None) -> Path | None:
-        return None if not relative else self.root / relative
+    def _path(self, relative: str | None, what: str = "path") -> Path | None:
+        """``root / relative``; annotations are untrusted, so the path must stay inside ``root``."""
+        return None if not relative else path_inside(self.root, relative, f"CO3D sequence {self.name!r} {what}")
 
     def load_view(self, i: int) -> View:
         """Frame ``i``: image, cleaned depth (see the constructor), OpenCV camera."""
         frame = self.frames[i]
-        image_path = self._path(frame["image"]["path"])
+        image_path = self._path(frame["image"]["path"], "image path")
         image = load_rgb(image_path)
         if image.shape[:2] != tuple(self.sizes[i]):
             raise ValueError(f"{image_path}: image is {list(image.shape[:2])} (H, W) but its annotation says "
                              f"{list(self.sizes[i])}")
         depth_info = frame.get("depth") or {}
-        depth_path = self._path(depth_info.get("path"))
+        depth_path = self._path(depth_info.get("path"), "depth path")
         if depth_path is None:
             depth = np.zeros(image.shape[:2], dtype=np.float32)
         else:
             depth = load_co3d_depth(depth_path, float(depth_info.get("scale_adjustment", 1.0)))
             if depth.shape != image.shape[:2]:
                 raise ValueError(f"{depth_path}: depth is {list(depth.shape)}, image is {list(image.shape[:2])}")
-            mask_path = self._path(depth_info.get("mask_path"))
+            mask_path = self._path(depth_info.get("mask_path"), "depth mask path")
             if self.use_depth_mask and mask_path is not None:
                 depth[~load_mask(mask_path, threshold=128)] = 0.0
             if self.foreground_only and frame.get("mask", {}).get("path"):
-                depth[~load_mask(self._path(frame["mask"]["path"]))] = 0.0
+                depth[~load_mask(self._path(frame["mask"]["path"], "mask path"))] = 0.0
             if self.depth_percentile is not None and depth.size:
-                depth[depth > np.percentile(depth, self.depth_percentile)] = 0.0
+                # as the original: only a positive cut applies (a map that is >= 98 % invalid keeps its depth)
+                cut = np.percentile(depth, self.depth_percentile)
+                if cut > 0:
+                    depth[depth > cut] = 0.0
         return View(image=image, depth=depth, intrinsics=self.intrinsics[i], cam_from_world=self.cam_from_world[i],
                     frame_id=int(frame["frame_number"]))
 

@@ -31,7 +31,7 @@ from typing import Literal, Sequence
 
 import numpy as np
 
-from .base import SceneListDataset
+from .base import SceneListDataset, path_inside
 from .views import View, load_rgb
 
 __all__ = ["ColmapDataset", "ColmapError", "ColmapScene", "read_colmap_depth", "write_colmap_depth"]
@@ -90,6 +90,18 @@ def _find_model(root: Path) -> Path:
                             "pass model_dir")
 
 
+def _check_model_files(model_dir: Path) -> None:
+    """One clear line for a model whose files are missing or empty (pycolmap's own messages are cryptic)."""
+    for stem in ("cameras", "images", "points3D"):
+        candidates = [model_dir / f"{stem}{ext}" for ext in (".bin", ".txt")]
+        present = [p for p in candidates if p.is_file()]
+        if not present:
+            raise ColmapError(f"{model_dir}: {stem}.bin / {stem}.txt missing; a COLMAP model needs cameras, "
+                              "images and points3D")
+        if any(p.suffix == ".bin" and p.stat().st_size == 0 for p in present):
+            raise ColmapError(f"{model_dir / (stem + '.bin')} is empty; re-export the COLMAP model")
+
+
 def _pinhole_intrinsics(camera) -> np.ndarray:
     """Our ``K [3, 3]`` (pixel centres at integers) of an undistorted pycolmap camera."""
     return np.array([[camera.focal_length_x, 0.0, camera.principal_point_x - 0.5],
@@ -133,11 +145,14 @@ class ColmapScene:
             raise FileNotFoundError(f"depth='dense' but no dense depth maps in {default_depth} (pass depth_dir)")
         self.use_dense = depth != "sparse" and self.depth_dir is not None
         self.dense_type = dense_type
+        _check_model_files(self.model_dir)
         try:
             reconstruction = pycolmap.Reconstruction(str(self.model_dir))
-        except Exception as exc:  # pycolmap raises plain RuntimeError/ValueError
-            raise ColmapError(f"cannot read the COLMAP model in {self.model_dir}: {exc}") from exc
-        images = sorted((im for im in reconstruction.images.values() if im.has_pose), key=lambda im: im.name)
+            images = sorted((im for im in reconstruction.images.values() if im.has_pose), key=lambda im: im.name)
+        except Exception as exc:  # pycolmap raises plain RuntimeError/ValueError/IndexError (and MemoryError)
+            raise ColmapError(f"cannot read the COLMAP model in {self.model_dir} (a truncated or corrupt "
+                              f"cameras/images/points3D file?): {str(exc).splitlines()[0] if str(exc) else exc!r}"
+                              ) from None
         if not images:
             raise ColmapError(f"the COLMAP model in {self.model_dir} has no registered images")
         self._options = pycolmap.UndistortCameraOptions()
@@ -158,7 +173,9 @@ class ColmapScene:
                                   "undistort=True, or undistort the images with `colmap image_undistorter` and "
                                   "point at its output")
         self.names = [im.name for im in images]
-        self.image_paths = [self.images_dir / n for n in self.names]
+        # images.bin/.txt is untrusted: a name must stay inside the images folder
+        self.image_paths = [path_inside(self.images_dir, n, f"{self.model_dir}: image {im.image_id}")
+                            for n, im in zip(self.names, images)]
         self.camera_ids = [im.camera_id for im in images]
         self.cam_from_world = np.stack([np.asarray(im.cam_from_world().matrix(), np.float64) for im in images])
         self.intrinsics = np.stack([_pinhole_intrinsics(pinholes[c]) for c in self.camera_ids])
@@ -195,7 +212,8 @@ class ColmapScene:
         """``(depth [H, W] float32, mask or None)``: dense map if used, else sparse projected points."""
         height, width = (int(s) for s in self.sizes[i])
         if self.use_dense:
-            path = self.depth_dir / f"{self.names[i]}.{self.dense_type}.bin"
+            path = path_inside(self.depth_dir, f"{self.names[i]}.{self.dense_type}.bin", f"{self.model_dir}: image "
+                               f"{self.names[i]!r} depth map")
             depth = read_colmap_depth(path)
             if depth.shape != (height, width):  # maps computed at a lower max_image_size
                 rows = np.minimum(((np.arange(height) + 0.5) * depth.shape[0] / height).astype(int), depth.shape[0] - 1)

@@ -44,7 +44,7 @@ class MultiViewBatchSampler:
 
     def __init__(self, dataset_length: int, images_per_batch: int, num_frames: int | tuple[int, int],
                  image_size: int | tuple[int, int], augment: MultiViewAugment, shuffle: bool, seed: int,
-                 drop_last: bool = False) -> None:
+                 drop_last: bool = False, patch_size: int = PATCH_SIZE) -> None:
         if dataset_length < 1:
             raise ValueError("the dataset is empty")
         if images_per_batch < 1:
@@ -53,8 +53,8 @@ class MultiViewBatchSampler:
         if not 1 <= lo <= hi:
             raise ValueError(f"num_frames must be >= 1 (or a range lo <= hi), got {num_frames}")
         if isinstance(image_size, int):
-            if image_size < PATCH_SIZE:
-                raise ValueError(f"image_size must be >= {PATCH_SIZE}, got {image_size}")
+            if image_size < patch_size:
+                raise ValueError(f"image_size must be >= the patch size {patch_size}, got {image_size}")
         else:
             image_size = (int(image_size[0]), int(image_size[1]))
         self.dataset_length = int(dataset_length)
@@ -65,6 +65,7 @@ class MultiViewBatchSampler:
         self.shuffle = shuffle
         self.seed = int(seed)
         self.drop_last = drop_last
+        self.patch_size = int(patch_size)
         self._plans: dict[int, list[list[SampleRequest]]] = {}
 
     def plan(self, epoch: int) -> list[list[SampleRequest]]:
@@ -78,7 +79,7 @@ class MultiViewBatchSampler:
             brng = np.random.default_rng([self.seed, epoch, k, 0xBA7C])
             frames = int(brng.integers(self.num_frames[0], self.num_frames[1] + 1))
             if isinstance(self.image_size, int):
-                size = target_size_for_aspect(self.image_size, self.augment.draw_aspect(brng))
+                size = target_size_for_aspect(self.image_size, self.augment.draw_aspect(brng), self.patch_size)
             else:
                 size = self.image_size
             count = max(1, self.images_per_batch // frames)
@@ -200,7 +201,7 @@ def make_dataloader(dataset: MultiViewDataset, images_per_batch: int, num_frames
                     image_size: int | tuple[int, int] = 518, train: bool = True, seed: int = 0, num_workers: int = 0,
                     augment: MultiViewAugment | AugmentConfig | None = None, num_tracks: int | None = None,
                     normalize: bool = False, shuffle: bool | None = None, drop_last: bool = False,
-                    pin_memory: bool = False) -> MultiViewLoader:
+                    pin_memory: bool = False, patch_size: int = PATCH_SIZE) -> MultiViewLoader:
     """Batches ``dict[str, Tensor [B, S, ...]]`` of equal shape from a multi-view dataset.
 
     Args:
@@ -219,6 +220,7 @@ def make_dataloader(dataset: MultiViewDataset, images_per_batch: int, num_frames
             (adds ``normalization_scale [B]``); the trainer may do it instead.
         shuffle: permute scenes each epoch (default: ``train``).
         drop_last: drop each epoch's last, smaller batch.
+        patch_size: the model's patch size (``config.patch_size``); training heights are multiples of it.
 
     Returns:
         A :class:`MultiViewLoader` (iterable, ``len()``, ``state_dict``/``load_state_dict``,
@@ -230,5 +232,5 @@ def make_dataloader(dataset: MultiViewDataset, images_per_batch: int, num_frames
         augment = MultiViewAugment(augment)
     augment = augment or MultiViewAugment(AugmentConfig(train=train))
     sampler = MultiViewBatchSampler(len(dataset), images_per_batch, num_frames, image_size, augment,
-                                    train if shuffle is None else shuffle, seed, drop_last)
+                                    train if shuffle is None else shuffle, seed, drop_last, patch_size)
     return MultiViewLoader(dataset, sampler, augment, num_tracks, normalize, num_workers, pin_memory)

@@ -41,7 +41,7 @@ from PIL import Image
 
 from vggt3d.io.atomic import atomic_write
 
-from .base import SceneListDataset
+from .base import SceneListDataset, path_inside
 from .views import View, load_depth_png16, load_mask, load_rgb, save_depth_png16
 
 __all__ = ["CAMERAS_FILE", "SceneFolder", "SceneFolderDataset", "read_scene_folder", "write_scene_folder"]
@@ -260,7 +260,11 @@ class SceneFolder:
 def read_scene_folder(root: str | os.PathLike) -> SceneFolder:
     """Read ``root/cameras.json`` (no pixels are decoded).
 
+    Every file it names must lie inside ``root`` (no absolute paths, no ``..``
+    or links leading out): the file is untrusted input.
+
     Raises:
+        vggt3d.data.base.UnsafePathError: a listed path leads outside ``root``.
         FileNotFoundError: no ``cameras.json`` or a listed file is missing.
         SceneFolderError: malformed entries, naming the file and the frame.
     """
@@ -274,31 +278,39 @@ def read_scene_folder(root: str | os.PathLike) -> SceneFolder:
         raise SceneFolderError(f"{path}: not valid JSON ({exc})") from exc
     if not isinstance(document, dict) or not isinstance(document.get("frames"), list) or not document["frames"]:
         raise SceneFolderError(f"{path}: expected an object with a non-empty 'frames' list")
-    if document.get("format", FORMAT) != FORMAT or int(document.get("version", VERSION)) > VERSION:
+    version = document.get("version", VERSION)
+    if document.get("format", FORMAT) != FORMAT or not isinstance(version, int) or version > VERSION:
         raise SceneFolderError(f"{path}: unsupported format {document.get('format')!r} "
                                f"version {document.get('version')!r} (this reader: {FORMAT} v{VERSION})")
     images, depths, masks, extrinsics, ks, sizes = [], [], [], [], [], []
     for i, frame in enumerate(document["frames"]):
         where = f"{path}: frames[{i}]"
+        if not isinstance(frame, dict):
+            raise SceneFolderError(f"{where}: expected an object, got {type(frame).__name__}")
+        image = path_inside(root, frame.get("image"), f"{where}.image")
         try:
-            image = root / frame["image"]
             size = (int(frame["height"]), int(frame["width"]))
             k = np.asarray(frame["K"], dtype=np.float64)
             e = np.asarray(frame["cam_from_world"], dtype=np.float64)
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise SceneFolderError(f"{where}: needs 'image', 'width', 'height', 'K' [3x3] and 'cam_from_world' "
                                    f"[3x4] ({exc!r})") from exc
         if k.shape != (3, 3) or e.shape not in ((3, 4), (4, 4)):
             raise SceneFolderError(f"{where}: K must be 3x3 and cam_from_world 3x4, got {k.shape} and {e.shape}")
+        if not (np.isfinite(k).all() and np.isfinite(e).all()) or min(size) < 1 or max(size) > 1 << 20:
+            raise SceneFolderError(f"{where}: K and cam_from_world must be finite, width and height in 1..2^20")
         if not image.is_file():
             raise FileNotFoundError(f"{where}: image file not found: {image}")
         images.append(image)
         sizes.append(size)
         ks.append(k)
         extrinsics.append(e[:3])
-        depths.append(root / frame["depth"] if frame.get("depth") else None)
-        masks.append(root / frame["mask"] if frame.get("mask") else None)
+        depths.append(path_inside(root, frame["depth"], f"{where}.depth") if frame.get("depth") else None)
+        masks.append(path_inside(root, frame["mask"], f"{where}.mask") if frame.get("mask") else None)
     scale = document.get("depth_scale")
+    if scale is not None and (isinstance(scale, bool) or not isinstance(scale, int | float)
+                              or not np.isfinite(scale) or scale <= 0):
+        raise SceneFolderError(f"{path}: 'depth_scale' must be a positive number or null, got {scale!r}")
     if any(d is not None and d.suffix == ".png" for d in depths) and not scale:
         raise SceneFolderError(f"{path}: 16-bit PNG depth needs a positive 'depth_scale'")
     return SceneFolder(root, images, np.stack(extrinsics), np.stack(ks), np.asarray(sizes, dtype=np.int64),

@@ -30,9 +30,9 @@ from .views import View
 
 __all__ = ["SyntheticConfig", "SyntheticScene", "SyntheticScenes", "make_synthetic_scene"]
 
-SceneType = Literal["room", "objects"]
+SceneType = Literal["room", "objects", "corridor"]
 CameraPath = Literal["orbit", "forward", "lookat"]
-SCENE_TYPES: tuple[str, ...] = ("room", "objects")
+SCENE_TYPES: tuple[str, ...] = ("room", "objects", "corridor")
 CAMERA_PATHS: tuple[str, ...] = ("orbit", "forward", "lookat")
 _UP = np.array([0.0, 0.0, 1.0])
 
@@ -46,7 +46,12 @@ class SyntheticConfig:
     ``image_size`` is ``(H, W)``; ``fov_deg`` the range of horizontal fields of view;
     ``principal_point_jitter`` the largest principal point offset from the image
     centre as a fraction of the size; ``focal_ratio_jitter`` the range of ``fy/fx - 1``;
-    ``frame_focal_jitter`` a per-frame zoom range (0 = intrinsics shared by frames).
+    ``frame_focal_jitter`` a per-frame zoom range (0 = intrinsics shared by frames);
+    ``baseline_scale`` scales every camera path's extent (orbit arc, walk length,
+    spread of look-at views; < 1 gives small baselines, e.g. for a curriculum).
+    Scene types: ``room`` (a box room with furniture-like objects), ``objects``
+    (objects on a ground slab under a sky), ``corridor`` (a long narrow room with
+    objects along the walls, walked through forwards).
     """
 
     num_scenes: int = 1000
@@ -61,6 +66,7 @@ class SyntheticConfig:
     principal_point_jitter: float = 0.03
     focal_ratio_jitter: float = 0.02
     frame_focal_jitter: float = 0.0
+    baseline_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if int(self.num_scenes) < 1:
@@ -83,6 +89,8 @@ class SyntheticConfig:
                 raise ValueError(f"SyntheticConfig.{name} must be a non-empty subset of {allowed}, got {values}")
         if not 0 <= self.num_objects[0] <= self.num_objects[1]:
             raise ValueError(f"SyntheticConfig.num_objects must be a range 0 <= lo <= hi, got {self.num_objects}")
+        if not 0.0 < float(self.baseline_scale) <= 4.0:
+            raise ValueError(f"SyntheticConfig.baseline_scale must be in (0, 4], got {self.baseline_scale}")
         if not 1.0 <= self.fov_deg[0] <= self.fov_deg[1] < 170.0:
             raise ValueError(f"SyntheticConfig.fov_deg must be a range within [1, 170), got {self.fov_deg}")
 
@@ -194,8 +202,11 @@ def _objects(rng: np.random.Generator, count: int, radius: float) -> list[Primit
 
 
 def _camera_centres(rng: np.random.Generator, path: str, count: int, scene_type: str, radius: float,
-                    room: tuple[float, float, float] | None) -> tuple[np.ndarray, np.ndarray]:
-    """Camera centres ``[F, 3]`` and look-at targets ``[F, 3]`` of a path, in the canonical frame (z up)."""
+                    room: tuple[float, float, float] | None, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Camera centres ``[F, 3]`` and look-at targets ``[F, 3]`` of a path, in the canonical frame (z up).
+
+    ``scale`` multiplies the path's extent (arc, walk length, look-at spread).
+    """
     target = np.array([rng.normal(0, 0.3), rng.normal(0, 0.3), rng.uniform(0.2, 1.0)])
     if room is not None:
         hx, hy, height = room
@@ -207,7 +218,7 @@ def _camera_centres(rng: np.random.Generator, path: str, count: int, scene_type:
     ring = rng.uniform(lo_r, max(lo_r, hi_r))
     t = np.linspace(0.0, 1.0, count) if count > 1 else np.zeros(1)
     if path == "orbit":
-        start, span = rng.uniform(0, 2 * np.pi), np.deg2rad(rng.uniform(20, 120)) * rng.choice([-1, 1])
+        start, span = rng.uniform(0, 2 * np.pi), scale * np.deg2rad(rng.uniform(20, 120)) * rng.choice([-1, 1])
         angles = start + span * t
         heights = rng.uniform(*z_range) + rng.uniform(-0.2, 0.2) * t
         eyes = np.stack([ring * np.cos(angles), ring * np.sin(angles), heights], axis=1)
@@ -217,20 +228,47 @@ def _camera_centres(rng: np.random.Generator, path: str, count: int, scene_type:
         start = np.array([ring * np.cos(angle), ring * np.sin(angle), rng.uniform(*z_range)])
         heading = -start[:2] / np.linalg.norm(start[:2])
         heading = _rot_z(rng.uniform(-0.5, 0.5))[:2, :2] @ heading
-        length = rng.uniform(0.4, 0.9) * (ring - radius * 0.5)
+        length = scale * rng.uniform(0.4, 0.9) * (ring - radius * 0.5)
         eyes = start + np.outer(t * length, np.array([heading[0], heading[1], 0.0]))
         look = np.array([heading[0], heading[1], rng.uniform(-0.3, 0.1)])
-        yaw = rng.uniform(-0.3, 0.3) * t
+        yaw = scale * rng.uniform(-0.3, 0.3) * t
         targets = np.stack([eyes[i] + _rot_z(yaw[i]) @ look for i in range(count)])
     else:  # lookat
         angles = rng.uniform(0, 2 * np.pi, count)
+        angles = angles[0] + scale * (angles - angles[0])
         rings = rng.uniform(lo_r, max(lo_r, hi_r), count)
         eyes = np.stack([rings * np.cos(angles), rings * np.sin(angles), rng.uniform(*z_range, count)], axis=1)
-        targets = target + rng.normal(0, 0.4, (count, 3))
+        targets = target + min(scale, 1.0) * rng.normal(0, 0.4, (count, 3))
     if room is not None:
         hx, hy, height = room
         eyes = np.clip(eyes, [-hx + 0.3, -hy + 0.3, 0.3], [hx - 0.3, hy - 0.3, height - 0.3])
     return eyes, targets
+
+
+def _corridor(rng: np.random.Generator, count: int, room: tuple[float, float, float], objects: list[Primitive],
+              scale: float) -> tuple[list[Primitive], np.ndarray, np.ndarray]:
+    """Objects moved against the long walls of a corridor ``room`` and a forward walk along it.
+
+    Returns the objects, camera centres ``[F, 3]`` and look-at targets ``[F, 3]`` (canonical frame, z up).
+    """
+    hx, hy, height = room
+    moved = []
+    for o in objects:
+        half = np.minimum(o.half_size, 0.3 * hy)
+        side = rng.choice([-1.0, 1.0])
+        centre = np.array([rng.uniform(-hx + 0.5, hx - 0.5), side * (hy - float(half.max()) - 0.02), float(half[2])])
+        moved.append(Primitive(o.kind, centre, _rot_z(rng.uniform(0, 2 * np.pi)) if o.kind != "sphere" else np.eye(3),
+                               half, o.material))
+    direction = rng.choice([-1.0, 1.0])
+    length = scale * rng.uniform(0.25, 0.6) * 2 * hx
+    start_x = -direction * (hx - 0.4) + direction * rng.uniform(0.0, max(0.0, 2 * hx - 0.8 - length))
+    t = np.linspace(0.0, 1.0, count) if count > 1 else np.zeros(1)
+    eyes = np.stack([start_x + direction * length * t, rng.uniform(-0.2, 0.2) * hy + rng.normal(0, 0.03, count),
+                     rng.uniform(1.0, min(1.8, height - 0.4)) + rng.normal(0, 0.02, count)], axis=1)
+    yaw = rng.uniform(-0.35, 0.35) + scale * rng.uniform(-0.3, 0.3) * t
+    pitch = rng.uniform(-0.25, 0.1)
+    look = np.stack([direction * np.cos(yaw), direction * np.sin(yaw), np.full(count, pitch)], axis=1)
+    return moved, eyes, eyes + look
 
 
 def make_synthetic_scene(config: SyntheticConfig, index: int) -> SyntheticScene:
@@ -241,8 +279,11 @@ def make_synthetic_scene(config: SyntheticConfig, index: int) -> SyntheticScene:
     scene_type = str(rng.choice(config.scene_types))
     path = str(rng.choice(config.camera_paths))
     primitives: list[Primitive] = []
-    if scene_type == "room":
-        hx, hy, height = rng.uniform(2.5, 5.0), rng.uniform(2.5, 5.0), rng.uniform(2.5, 4.0)
+    if scene_type in ("room", "corridor"):
+        if scene_type == "room":
+            hx, hy, height = rng.uniform(2.5, 5.0), rng.uniform(2.5, 5.0), rng.uniform(2.5, 4.0)
+        else:
+            hx, hy, height = rng.uniform(4.0, 8.0), rng.uniform(0.9, 1.6), rng.uniform(2.4, 3.2)
         room = (hx, hy, height)
         radius = 0.5 * min(hx, hy)
         primitives.append(Primitive("box", np.array([0.0, 0.0, height / 2 - 0.01]), np.eye(3),
@@ -256,7 +297,11 @@ def make_synthetic_scene(config: SyntheticConfig, index: int) -> SyntheticScene:
         primitives.append(Primitive("box", np.array([0.0, 0.0, -0.05]), _rot_z(rng.uniform(0, np.pi)),
                                     np.array([ground, ground, 0.05]), _material(rng, 3.0)))
     objects = _objects(rng, int(rng.integers(config.num_objects[0], config.num_objects[1] + 1)), radius)
-    eyes, targets = _camera_centres(rng, path, count, scene_type, radius, room)
+    if scene_type == "corridor":
+        path = "forward"
+        objects, eyes, targets = _corridor(rng, count, room, objects, config.baseline_scale)
+    else:
+        eyes, targets = _camera_centres(rng, path, count, scene_type, radius, room, config.baseline_scale)
     # Drop objects a camera would sit in or too close to.
     keep = [o for o in objects if np.linalg.norm(eyes - o.center, axis=1).min() > o.bounding_radius + 0.2]
     primitives.extend(keep)

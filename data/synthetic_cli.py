@@ -18,11 +18,17 @@ logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", type=Path, help="output folder (one scene folder per scene inside)")
-    parser.add_argument("--scenes", type=int, default=10, help="number of scenes (default 10)")
-    parser.add_argument("--frames", type=int, nargs="+", default=[8], metavar="S",
+    from vggt3d.commands.options import positive_int
+
+    job = parser.add_mutually_exclusive_group(required=True)
+    job.add_argument("--out", type=Path, help="output folder (one scene folder per scene inside); required "
+                                              "unless --benchmark")
+    job.add_argument("--benchmark", type=positive_int, default=0, metavar="N",
+                     help="time N in-memory samples (ds[i], one process) instead of writing")
+    parser.add_argument("--scenes", type=positive_int, default=10, help="number of scenes (default 10)")
+    parser.add_argument("--frames", type=positive_int, nargs="+", default=[8], metavar="S",
                         help="frames per scene, or a range LO HI (default 8)")
-    parser.add_argument("--size", type=int, nargs=2, default=[224, 224], metavar=("H", "W"),
+    parser.add_argument("--size", type=positive_int, nargs=2, default=[224, 224], metavar=("H", "W"),
                         help="image height and width in pixels (default 224 224)")
     parser.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
     parser.add_argument("--scene-types", nargs="+", default=["room", "objects"], choices=["room", "objects"],
@@ -32,8 +38,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--depth-format", choices=["npy", "png16"], default="npy",
                         help="depth file format (npy: exact float32; png16: 16-bit with a recorded scale)")
     parser.add_argument("--overwrite", action="store_true", help="replace scene folders that already exist")
-    parser.add_argument("--benchmark", type=int, default=0, metavar="N",
-                        help="time N in-memory samples (ds[i], one process) instead of writing")
 
 
 def _config(args: argparse.Namespace):

@@ -43,17 +43,26 @@ class CameraHead(nn.Module):
         self.adaln_norm = nn.LayerNorm(dim_in, elementwise_affine=False, eps=1e-6)
         self.pose_branch = Mlp(dim_in, dim_in // 2, POSE_DIM)
 
-    def forward(self, last_layer: torch.Tensor, iterations: int | None = None) -> list[torch.Tensor]:
+    def forward(self, last_layer: torch.Tensor, iterations: int | None = None, causal=None) -> list[torch.Tensor]:
+        """``causal``: None (every frame sees all frames in the trunk), or a frame-attention policy
+        (:class:`vggt3d.stream.CausalFrames`, or a stream's :class:`vggt3d.stream.FrameKVCache`) giving the
+        trunk's mask (frame t sees frames <= t) and key/value hooks."""
         tokens = self.token_norm(last_layer[:, :, 0])  # camera token of each frame, [B, S, 2C]
         B, S, _ = tokens.shape
         normalized = self.adaln_norm(tokens)
         raw = None
         outputs = []
-        for _ in range(iterations or self.iterations):
+        mask = causal.mask(1, tokens.device) if causal is not None else None  # [S, S_kv]: one token per frame
+        for it in range(iterations or self.iterations):
             cond = self.empty_pose_tokens.expand(B, S, -1) if raw is None else raw.detach()
             shift, scale, gate = self.poseLN_modulation(self.embed_pose(cond)).chunk(3, dim=-1)
             x = gate * (normalized * (1 + scale) + shift) + tokens
-            delta = self.pose_branch(self.trunk_norm(self.trunk(x)))  # [B, S, 9]
+            if causal is None:
+                x = self.trunk(x)
+            else:
+                for b, block in enumerate(self.trunk):
+                    x = block(x, None, mask, causal.hook(("camera", it, b), 1))
+            delta = self.pose_branch(self.trunk_norm(x))  # [B, S, 9]
             raw = delta if raw is None else raw + delta
             outputs.append(activate_pose(raw))
         return outputs

@@ -49,30 +49,32 @@ def uv_position_embedding(channels: int, height: int, width: int, aspect: float,
 
 
 class ResidualConvUnit(nn.Module):
-    """``conv2(relu(conv1(relu(x)))) + relu(x)``.
+    """``conv2(relu(conv1(relu(x)))) + relu(x)`` (VGGT-1B) or ``... + x`` (``relu_skip=False``, VGGT-Omega).
 
-    The skip path carries ``relu(x)``: the original applies an in-place ReLU to
-    its input, and the released weights were trained with that behaviour.
+    VGGT-1B's skip path carries ``relu(x)``: the original applies an in-place
+    ReLU to its input, and the released weights were trained with that
+    behaviour; VGGT-Omega's ReLU is not in place.
     """
 
-    def __init__(self, features: int) -> None:
+    def __init__(self, features: int, relu_skip: bool = True) -> None:
         super().__init__()
+        self.relu_skip = relu_skip
         self.conv1 = nn.Conv2d(features, features, 3, padding=1)
         self.conv2 = nn.Conv2d(features, features, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.relu(x)
-        return self.conv2(F.relu(self.conv1(x))) + x
+        r = F.relu(x)
+        return self.conv2(F.relu(self.conv1(r))) + (r if self.relu_skip else x)
 
 
 class FusionBlock(nn.Module):
     """RefineNet-style fusion: ``out_conv(resize(RCU2(x0 + RCU1(x1))))``."""
 
-    def __init__(self, features: int, has_skip: bool = True) -> None:
+    def __init__(self, features: int, has_skip: bool = True, relu_skip: bool = True) -> None:
         super().__init__()
         if has_skip:
-            self.resConfUnit1 = ResidualConvUnit(features)
-        self.resConfUnit2 = ResidualConvUnit(features)
+            self.resConfUnit1 = ResidualConvUnit(features, relu_skip)
+        self.resConfUnit2 = ResidualConvUnit(features, relu_skip)
         self.out_conv = nn.Conv2d(features, features, 1)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None, size: Sequence[int] | None = None):

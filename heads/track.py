@@ -49,7 +49,7 @@ class Tracker(nn.Module):
         self.vis_predictor = nn.Sequential(nn.Linear(C, 1))
         self.conf_predictor = nn.Sequential(nn.Linear(C, 1))
 
-    def forward(self, query_points: torch.Tensor, fmaps: torch.Tensor, iterations: int):
+    def forward(self, query_points: torch.Tensor, fmaps: torch.Tensor, iterations: int, causal: bool = False):
         B, N, _ = query_points.shape
         _, S, C, h, w = fmaps.shape
         fmaps = self.fmap_norm(fmaps.permute(0, 1, 3, 4, 2)).permute(0, 1, 4, 2, 3)  # [B, S, C, h, w]
@@ -71,7 +71,7 @@ class Tracker(nn.Module):
             flow_in = torch.cat([flow_embedding(flow, C // 2), flow / MAX_SCALE, flow / MAX_SCALE], dim=-1)
             feats_bn = rearrange(feats, "b s n c -> (b n) s c")  # [B*N, S, C]
             x = torch.cat([flow_in, corr, feats_bn], dim=-1) + pos + ref.to(flow.dtype)  # [B*N, S, D]
-            delta = self.updateformer(rearrange(x, "(b n) s d -> b n s d", b=B))  # [B, N, S, C+2]
+            delta = self.updateformer(rearrange(x, "(b n) s d -> b n s d", b=B), causal)  # [B, N, S, C+2]
             delta = rearrange(delta, "b n s d -> (b n s) d")
             feats_flat = feats_bn.reshape(B * N * S, C)
             feats_flat = feats_flat + self.ffeat_updater(self.ffeat_norm(delta[:, 2:]))
@@ -101,6 +101,7 @@ class TrackHead(nn.Module):
         return 2 * 2 ** (self.corr_levels - 1)
 
     def forward(self, tokens: Mapping[int, torch.Tensor], image_hw: tuple[int, int], patch_start_idx: int,
-                query_points: torch.Tensor, iterations: int | None = None):
+                query_points: torch.Tensor, iterations: int | None = None, causal: bool = False):
+        """``causal``: the tracker's time attention sees frames <= t only (the features are per frame)."""
         fmaps = self.feature_extractor(tokens, image_hw, patch_start_idx)  # [B, S, C, H/2, W/2]
-        return self.tracker(query_points, fmaps, iterations or self.iterations)
+        return self.tracker(query_points, fmaps, iterations or self.iterations, causal)

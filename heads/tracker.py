@@ -123,9 +123,10 @@ class SelfAttentionBlock(nn.Module):
         self.attn = nn.MultiheadAttention(dim, num_heads, batch_first=True)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``attn_mask``: as :class:`torch.nn.MultiheadAttention` (bool, True = may NOT attend)."""
         x = self.norm1(x)
-        x = x + self.attn(x, x, x, need_weights=False)[0]
+        x = x + self.attn(x, x, x, need_weights=False, attn_mask=attn_mask)[0]
         return x + self.mlp(self.norm2(x))
 
 
@@ -171,13 +172,15 @@ class UpdateTransformer(nn.Module):
         self.space_virtual2point_blocks = nn.ModuleList(
             CrossAttentionBlock(hidden_size, num_heads, mlp_ratio) for _ in range(depth))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, causal: bool = False) -> torch.Tensor:
+        """``causal``: time attention sees frames <= t only (space attention is per frame already)."""
         init = self.input_transform(self.input_norm(x))  # [B, N, S, D]
         B, N, S, D = init.shape
         V = NUM_VIRTUAL_TRACKS
         tokens = torch.cat([init, self.virual_tracks.expand(B, V, S, D)], dim=1)  # [B, N+V, S, D]
+        future = torch.ones(S, S, dtype=torch.bool, device=x.device).triu(1) if causal else None  # True = masked
         for i, time_block in enumerate(self.time_blocks):
-            tokens = time_block(tokens.reshape(B * (N + V), S, D)).reshape(B, N + V, S, D)
+            tokens = time_block(tokens.reshape(B * (N + V), S, D), future).reshape(B, N + V, S, D)
             space = tokens.permute(0, 2, 1, 3).reshape(B * S, N + V, D)  # [B*S, N+V, D]
             points, virtual = space[:, :N], space[:, N:]
             virtual = self.space_virtual2point_blocks[i](virtual, points)

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
+
+# ``python -m pytest`` puts the repository root on sys.path, where the source folder ``vggt3d/`` (without
+# ``heads/`` and ``data/``, which install as ``vggt3d.heads`` / ``vggt3d.data``) would shadow the installed
+# package. Test what is installed (``pip install .`` or ``-e .``): drop the root before anything imports vggt3d.
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _ROOT]
 
 import pytest
 import torch

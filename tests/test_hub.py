@@ -120,7 +120,7 @@ def test_uncached_repo_offline_says_how_to_get_it(tmp_path, monkeypatch):
     with pytest.raises(CheckpointError) as err:
         VGGT3D.from_pretrained("facebook/VGGT-1B", cache_dir=str(tmp_path))
     msg = str(err.value)
-    assert "facebook/VGGT-1B" in msg and "huggingface-cli download" in msg and "HF_HUB_OFFLINE=1" in msg
+    assert "facebook/VGGT-1B" in msg and "hf download" in msg and "HF_HUB_OFFLINE=1" in msg
 
 
 def test_save_is_atomic(tmp_path, tiny_model, monkeypatch):
@@ -137,3 +137,94 @@ def test_save_is_atomic(tmp_path, tiny_model, monkeypatch):
         tiny_model.save_pretrained(tmp_path / "ck")
     assert (tmp_path / "ck" / "model.safetensors").read_bytes() == before
     assert sorted(os.listdir(tmp_path / "ck")) == ["config.json", "model.safetensors"]
+
+
+# ------------------------------------------------------------------- VGGT-Omega
+@pytest.fixture(scope="module")
+def tiny_omega():
+    return load_rule_weights(VGGT3D(ModelConfig.preset("tiny-omega-text")).eval(), salt=3)
+
+
+def test_original_omega_pt_loads_strictly_and_round_trips(tmp_path, tiny_omega):
+    """A plain ``torch.save(state_dict)`` file as the release ships, then save_pretrained and back."""
+    torch.save(tiny_omega.state_dict(), tmp_path / "vggt_omega_tiny.pt")
+    loaded = VGGT3D.from_pretrained(tmp_path / "vggt_omega_tiny.pt", config="tiny-omega-text")
+    _same_weights(loaded, tiny_omega)
+    out = loaded.save_pretrained(tmp_path / "saved")
+    again = VGGT3D.from_pretrained(out)
+    assert again.config == tiny_omega.config and again.config.family == "omega"
+    _same_weights(again, tiny_omega)
+    x = torch.rand(1, 2, 3, 32, 48)
+    with torch.no_grad():
+        a, b = tiny_omega(x), again(x)
+    for key in ("pose_enc", "depth", "text_alignment_embedding"):  # same weights; kernels may block differently
+        torch.testing.assert_close(a[key], b[key], rtol=1e-6, atol=1e-6)
+    # a strict load: one tensor missing is named, with how to fix it
+    state = tiny_omega.state_dict()
+    state.pop("dense_head.proj.bias")
+    torch.save(state, tmp_path / "broken.pt")
+    with pytest.raises(CheckpointError, match=r"(?s)1 missing: dense_head.proj.bias.*matching config"):
+        VGGT3D.from_pretrained(tmp_path / "broken.pt", config="tiny-omega-text")
+
+
+@pytest.mark.parametrize("preset", ["vggt-omega-1b-512", "vggt-omega-1b-256-text", "vggt-1b"])
+def test_architecture_from_checkpoint_keys(preset):
+    from vggt3d.hub import config_from_state_dict
+
+    with torch.device("meta"):
+        state = VGGT3D(ModelConfig.preset(preset)).state_dict()
+    assert config_from_state_dict(state) == ModelConfig.preset(preset)
+    no_text = {k: v for k, v in state.items() if not k.startswith(("text_alignment_head.", "track_head."))}
+    cfg = config_from_state_dict(no_text)
+    assert "text_alignment" not in cfg.heads and "track" not in cfg.heads
+
+
+def test_keys_pick_omega_and_a_size_mismatch_asks_for_the_config(tmp_path, tiny_omega):
+    torch.save(tiny_omega.state_dict(), tmp_path / "tiny.pt")
+    with pytest.raises(CheckpointError, match="(?s)wrong shapes.*matching config"):
+        VGGT3D.from_pretrained(tmp_path / "tiny.pt")  # keys say Omega-1B text; shapes are tiny
+    torch.save({"x": torch.zeros(1)}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not a VGGT-family checkpoint"):
+        VGGT3D.from_pretrained(tmp_path / "other.pt")
+
+
+def test_omega_files_found_in_a_directory_and_in_the_hub_cache(tmp_path, monkeypatch, tiny_omega):
+    (tmp_path / "dir").mkdir()
+    torch.save(tiny_omega.state_dict(), tmp_path / "dir" / "vggt_omega_1b_256_text.pt")
+    _same_weights(VGGT3D.from_pretrained(tmp_path / "dir", config="tiny-omega-text"), tiny_omega)
+    cache = tmp_path / "hub"
+    _fake_hub_cache(cache, "facebook/VGGT-Omega",
+                    {"vggt_omega_1b_256_text.pt": tmp_path / "dir" / "vggt_omega_1b_256_text.pt"})
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    loaded = VGGT3D.from_pretrained("facebook/VGGT-Omega", config="tiny-omega-text", cache_dir=str(cache),
+                                    filename="vggt_omega_1b_256_text.pt")
+    _same_weights(loaded, tiny_omega)
+
+
+def test_gated_omega_repo_offline_says_how_to_get_access(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(CheckpointError) as err:
+        VGGT3D.from_pretrained("facebook/VGGT-Omega", cache_dir=str(tmp_path))
+    msg = str(err.value)
+    assert "vggt_omega_1b_512.pt" in msg and "gated" in msg and "request access" in msg
+    assert "https://huggingface.co/facebook/VGGT-Omega" in msg and "from_pretrained('/path/to/" in msg
+    with pytest.raises(CheckpointError, match="vggt_omega_1b_256_text.pt"):
+        VGGT3D.from_pretrained("facebook/VGGT-Omega", config="vggt-omega-1b-256-text", cache_dir=str(tmp_path))
+
+
+def test_gated_omega_repo_not_approved(tmp_path, monkeypatch):
+    import huggingface_hub
+    from huggingface_hub.errors import GatedRepoError
+
+    import httpx2
+
+    def refuse(*args, **kwargs):
+        request = httpx2.Request("GET", "https://huggingface.co/facebook/VGGT-Omega/resolve/main/x.pt")
+        raise GatedRepoError("403 Client Error: access to model facebook/VGGT-Omega is restricted",
+                             response=httpx2.Response(403, request=request))
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", refuse)
+    with pytest.raises(CheckpointError) as err:
+        VGGT3D.from_pretrained("facebook/VGGT-Omega", cache_dir=str(tmp_path))
+    msg = str(err.value)
+    assert "refused" in msg and "request access" in msg and "hf auth login" in msg and "local copy" in msg

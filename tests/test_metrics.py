@@ -35,9 +35,27 @@ def test_camera_errors_by_hand():
     pred = torch.stack([rigid(torch.eye(3, dtype=torch.float64), [0, 0, 0]), rigid(rot_y(15), t)])
     rot, trans = M.camera_pair_errors(pred, gt)
     assert rot.tolist() == pytest.approx([5.0], abs=1e-6)
-    assert trans.tolist() == pytest.approx([20.0], abs=1e-6)
+    # pairs are cam_0_from_cam_1 = E_0 inv(E_1) (upstream CO3D order): translation -R_1^T t_1, i.e. the x-z
+    # direction turned back by the camera's own rotation: gt at -10 degrees, prediction at 20 - 15 = 5 degrees
+    assert trans.tolist() == pytest.approx([25.0], abs=1e-6)
     same_rot, same_trans = M.camera_pair_errors(gt, gt)
     assert same_rot.abs().max() < 1e-5 and same_trans.abs().max() < 1e-5
+
+
+def test_camera_pairs_follow_the_upstream_co3d_order():
+    """Upstream ``se3_to_relative_pose_error`` compares ``E_i @ inv(E_j)`` for i < j (E = cam_from_world)."""
+    g = torch.Generator().manual_seed(3)
+    gt = torch.stack([rigid(random_rotation(g), torch.randn(3, generator=g)) for _ in range(4)])
+    pred = torch.stack([rigid(random_rotation(g), torch.randn(3, generator=g)) for _ in range(4)])
+    rot, trans = M.camera_pair_errors(pred, gt)
+    i, j = M.pair_indices(4)
+    h = lambda e: torch.cat([e, torch.tensor([[[0, 0, 0, 1.0]]], dtype=e.dtype).expand(len(e), 1, 4)], 1)
+    rel_gt, rel_pred = h(gt)[i] @ invert_rigid(h(gt)[j]), h(pred)[i] @ invert_rigid(h(pred)[j])
+    cos = torch.nn.functional.cosine_similarity(rel_gt[:, :3, 3], rel_pred[:, :3, 3], dim=1).abs().clamp(max=1)
+    assert torch.allclose(trans, torch.rad2deg(torch.acos(cos)), atol=1e-6)
+    other_gt, other_pred = h(gt)[j] @ invert_rigid(h(gt)[i]), h(pred)[j] @ invert_rigid(h(pred)[i])
+    cos_other = torch.nn.functional.cosine_similarity(other_gt[:, :3, 3], other_pred[:, :3, 3], dim=1).abs()
+    assert not torch.allclose(trans, torch.rad2deg(torch.acos(cos_other.clamp(max=1))), atol=1e-3)
 
 
 def test_camera_errors_ignore_the_ground_truth_world_frame():

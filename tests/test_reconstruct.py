@@ -156,13 +156,13 @@ def test_points_project_to_their_observations_and_pixels(rec):
 # ---------------------------------------------------------------- outputs
 def test_all_outputs_are_written(saved):
     out, written = saved
-    expected = {"images", "cameras", "ply", "glb", "colmap", "depth", "nerfstudio", "splats", "tracks"}
+    expected = {"images", "cameras", "ply", "glb", "colmap", "depth", "nerfstudio", "splats", "tracks", "preview"}
     assert set(written) == expected
     for paths in written.values():
         assert paths and all(p.exists() for p in paths)
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["cameras.json", "colmap", "confidence", "depth", "images", "points.ply", "scene.glb", "splats.ply",
-         "tracks.npz", "transforms.json"])
+        ["cameras.json", "colmap", "confidence", "depth", "images", "points.ply", "preview.png", "scene.glb",
+         "splats.ply", "tracks.npz", "transforms.json"])
     assert not list(out.parent.glob(".scene.tmp-*"))
 
 
@@ -191,7 +191,9 @@ def test_colmap_agrees_with_cameras_json_and_observations(saved, rec):
             uv = image.project_point(model.points3D[p.point3D_id].xyz)
             worst = max(worst, float(np.abs(uv - p.xy).max()))
     assert worst < 0.5, worst
-    assert (out / "colmap" / "images").resolve() == (out / "images").resolve()
+    colmap_images = sorted(p.name for p in (out / "colmap" / "images").iterdir())  # real files (hard links or copies)
+    assert colmap_images == sorted(p.name for p in (out / "images").iterdir())
+    assert all((out / "colmap" / "images" / n).read_bytes() == (out / "images" / n).read_bytes() for n in colmap_images)
 
 
 def test_point_clouds_read_back(saved, rec):

@@ -7,18 +7,6 @@ reproduces its outputs, plus the library around it.
 
 from __future__ import annotations
 
-import os as _os
-
-# ``heads/`` and ``data/`` live at the repository root and install as
-# ``vggt3d.heads`` / ``vggt3d.data`` (setuptools package-dir mapping). When the
-# source tree itself is imported (repository root on sys.path: ``python
-# train.py``, ``python -m pytest``), make the two sub-packages resolvable too.
-_root = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
-if not _os.path.isdir(_os.path.join(_os.path.dirname(__file__), "heads")) and _os.path.isfile(
-    _os.path.join(_root, "heads", "__init__.py")
-):
-    __path__.append(_root)  # type: ignore[name-defined]  # noqa: F821
-
 __version__ = "0.1.0"
 
 from ._lazy import lazy_getattr

@@ -8,9 +8,13 @@ and ``run(args) -> int``; this file only lists them. The CLI owns the terminal
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
+import signal
 import sys
+import threading
+from collections.abc import Callable
 
 #: sub-command -> (module, one-line help). Add one line per sub-command.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -20,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "features": ("vggt3d.commands.features", "cache geometry-prior features of videos or image folders"),
     "score": ("vggt3d.commands.score", "score the 3D consistency of a video"),
     "synth": ("vggt3d.data.synthetic_cli", "write procedurally generated multi-view scenes to disk"),
+    "view": ("vggt3d.commands.view", "look at a result in the browser, or export a self-contained HTML page"),
 }
 
 
@@ -38,6 +43,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that every ``finally`` and ``except BaseException`` cleanup runs."""
+
+
+def run_command(run: Callable[[argparse.Namespace], int | None], args: argparse.Namespace) -> int:
+    """Run a sub-command with SIGINT and SIGTERM turned into exceptions; the exit status it should have.
+
+    Both signals raise (``KeyboardInterrupt`` / :class:`Terminated`) wherever the
+    command is, so temporary outputs are removed on the way out; the exit status is
+    128 + the signal number (130, 143). A signal that a library swallowed (some
+    catch ``BaseException`` around imports) still ends the run with that status.
+    """
+    received: list[int] = []
+
+    def handler(signum: int, frame) -> None:
+        received.append(signum)
+        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(ValueError, OSError):
+                previous[signum] = signal.signal(signum, handler)
+    try:
+        status = int(run(args) or 0)
+    except KeyboardInterrupt as exc:
+        signum = signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
+        print("terminated" if signum == signal.SIGTERM else "interrupted", file=sys.stderr)
+        return 128 + int(signum)
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+    if received:
+        print("interrupted", file=sys.stderr)
+        return 128 + int(received[0])
+    return status
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -45,11 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
-    try:
-        return int(args._run(args) or 0)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return run_command(args._run, args)
 
 
 if __name__ == "__main__":

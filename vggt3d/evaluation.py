@@ -70,6 +70,8 @@ class EvalSettings:
     track_queries: int = 64
     max_scenes: int | None = None
     seed: int = 0
+    #: run the model causally (frame t sees frames 0..t; ``docs/world_models.md``)
+    causal: bool = False
 
 
 @dataclass
@@ -187,10 +189,10 @@ def predict(model, sample: Mapping[str, torch.Tensor], settings: EvalSettings,
     images = sample["images"].to(device)
     S, _, H, W = images.shape
     queries = index = None
-    if getattr(model, "track_head", None) is not None and "tracks" in sample:
+    if "track" in model.heads() and "tracks" in sample:
         index = torch.arange(min(settings.track_queries, sample["tracks"].shape[1]))
         queries = sample["tracks"][0, index].to(device)
-    out = model(images[None], query_points=queries)
+    out = model(images[None], query_points=queries, causal=settings.causal)
     pred: dict[str, torch.Tensor] = {}
     if "pose_enc" in out:
         cams, K = pose_encoding_to_cameras(out["pose_enc"][0].float().cpu(), (H, W))

@@ -7,8 +7,10 @@ Sources accepted by :meth:`PretrainedMixin.from_pretrained`:
   (``HF_HUB_OFFLINE=1``) and ``local_files_only`` use only the cache;
 - a local directory holding ``config.json`` and ``model.safetensors`` /
   ``model.pt`` / ``pytorch_model.bin``;
-- a local ``.safetensors``, ``.pt``, ``.pth`` or ``.bin`` file (architecture
-  from ``config``, else VGGT-1B);
+- a local ``.safetensors``, ``.pt``, ``.pth`` or ``.bin`` file, such as the
+  original ``vggt_omega_1b_512.pt`` / ``vggt_omega_1b_256_text.pt`` (architecture
+  from ``config``, else from the checkpoint's keys);
+- the gated hub repo ``facebook/VGGT-Omega`` (request access on its page first);
 - the name of a model shipped inside the package (``vggt3d/assets/<name>/``).
 
 ``config.json`` may be in this project's schema (:class:`vggt3d.ModelConfig`)
@@ -33,6 +35,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_REPO = "facebook/VGGT-1B"
 WEIGHT_FILES = ("model.safetensors", "model.pt", "pytorch_model.bin")
+#: the file names of the original VGGT-Omega release (``facebook/VGGT-Omega``)
+ORIGINAL_OMEGA_FILES = ("vggt_omega_1b_512.pt", "vggt_omega_1b_256_text.pt")
 ASSETS_DIR = Path(__file__).resolve().parent / "assets"
 _ORIGINAL_KEYS = {"img_size", "patch_size", "embed_dim", "enable_camera", "enable_point", "enable_depth",
                   "enable_track"}
@@ -122,38 +126,105 @@ def check_state_dict(expected: Mapping[str, torch.Tensor], found: Mapping[str, t
     )
 
 
-def _hub_files(repo_id: str, revision: str | None, cache_dir: str | None, local_files_only: bool | None):
+#: Hub repos whose weights are not ``model.safetensors``/``model.pt``: repo -> {preset: file}; the first is the default.
+REPO_FILES: dict[str, dict[str, str]] = {
+    "facebook/VGGT-Omega": {"vggt-omega-1b-512": "vggt_omega_1b_512.pt",
+                            "vggt-omega-1b-256-text": "vggt_omega_1b_256_text.pt"},
+}
+#: Gated hub repos: the terms must be accepted on the repo page before a download works.
+GATED_REPOS = {"facebook/VGGT-Omega"}
+
+
+def _access_help(repo_id: str, files: tuple[str, ...]) -> str:
+    """How to get the weights of a gated repo, or to use a local file instead."""
+    return (f"\n{repo_id} is a gated repository. To get access: log in at https://huggingface.co, open "
+            f"https://huggingface.co/{repo_id}, request access (accept the license terms) and wait for approval, "
+            f"then run `hf auth login` (or set HF_TOKEN) on a machine with internet access and download "
+            f"{' or '.join(files)} (`hf download {repo_id} {files[0]}`). Or pass a local copy of the file: "
+            f"VGGT3D.from_pretrained('/path/to/{files[0]}') / --weights /path/to/{files[0]}.")
+
+
+def _hub_files(repo_id: str, revision: str | None, cache_dir: str | None, local_files_only: bool | None,
+               filename: str | None = None, preset: str | None = None):
     """Download (or find in the cache) the config and the weights of a hub repo."""
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
+    from huggingface_hub.errors import (EntryNotFoundError, GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError,
+                                        RepositoryNotFoundError)
 
-    def fetch(filename: str) -> Path | None:
+    known = REPO_FILES.get(repo_id, {})
+    if filename is not None:
+        candidates: tuple[str, ...] = (filename,)
+    elif known:
+        first = known.get(preset or "", next(iter(known.values())))
+        candidates = (first,)
+    else:
+        candidates = WEIGHT_FILES[:2]
+
+    def fetch(name: str) -> Path | None:
         try:
-            return Path(hf_hub_download(repo_id, filename, revision=revision, cache_dir=cache_dir,
+            return Path(hf_hub_download(repo_id, name, revision=revision, cache_dir=cache_dir,
                                         local_files_only=bool(local_files_only)))
-        except EntryNotFoundError:
+        except (EntryNotFoundError, LocalEntryNotFoundError):
             return None
-        except LocalEntryNotFoundError:
-            return None
+        except GatedRepoError as e:
+            raise CheckpointError(f"access to {repo_id!r} was refused: {str(e).splitlines()[0]}"
+                                  + _access_help(repo_id, candidates)) from e
         except RepositoryNotFoundError as e:
-            raise CheckpointError(f"no such Hugging Face repository {repo_id!r} (or it is private): {e}") from e
+            help_ = _access_help(repo_id, candidates) if repo_id in GATED_REPOS else ""
+            raise CheckpointError(f"no such Hugging Face repository {repo_id!r} (or it is private): {e}" + help_) from e
+        except HfHubHTTPError as e:
+            if repo_id in GATED_REPOS and getattr(getattr(e, "response", None), "status_code", None) in (401, 403):
+                raise CheckpointError(f"access to {repo_id!r} was refused ({e})" + _access_help(repo_id, candidates)) \
+                    from e
+            raise
 
     weights = None
-    for name in WEIGHT_FILES[:2]:
+    for name in candidates:
         weights = fetch(name)
         if weights is not None:
             break
     if weights is None:
         shipped = ", ".join(shipped_models()) or "none installed"
+        if repo_id in GATED_REPOS:
+            raise CheckpointError(
+                f"could not get {' or '.join(candidates)} of {repo_id!r}: not in the local Hugging Face cache and "
+                f"the hub could not be reached (offline: HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '0')})."
+                + _access_help(repo_id, candidates) + f" Models shipped with vggt3d (no download): {shipped}.")
         raise CheckpointError(
-            f"could not get the weights of {repo_id!r} ({' or '.join(WEIGHT_FILES[:2])}): not in the local Hugging "
+            f"could not get the weights of {repo_id!r} ({' or '.join(candidates)}): not in the local Hugging "
             f"Face cache and the hub could not be reached (offline: HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '0')})."
             f"\nTo obtain them, on a machine with internet access run:\n"
-            f"    huggingface-cli download {repo_id}\n"
+            f"    hf download {repo_id}\n"
             f"and copy the cache (~/.cache/huggingface/hub) here, or download model.pt / model.safetensors and pass "
             f"its path. Models shipped with vggt3d (no download): {shipped}."
         )
-    return fetch("config.json"), weights
+    return (None if known else fetch("config.json")), weights
+
+
+def config_from_state_dict(state: Mapping[str, torch.Tensor], origin: str = "checkpoint") -> ModelConfig:
+    """The architecture of a checkpoint without a config, from its keys.
+
+    ``aggregator.inter_frame_blocks.*`` marks VGGT-Omega (``text_alignment_head.*``
+    its text variant), anything else VGGT-1B; the heads are those present. Sizes
+    are the released models'; a checkpoint of another size needs its config.
+    """
+    keys = list(state)
+    prefixes = {k.split(".", 1)[0] for k in keys}
+    if any(k.startswith("aggregator.inter_frame_blocks.") for k in keys):
+        text = "text_alignment_head" in prefixes
+        cfg = ModelConfig.preset("vggt-omega-1b-256-text" if text else "vggt-omega-1b-512")
+        present = {"camera_head": "camera", "dense_head": "depth", "text_alignment_head": "text_alignment"}
+    elif any(k.startswith("aggregator.") for k in keys):
+        cfg = ModelConfig()
+        present = {"camera_head": "camera", "depth_head": "depth", "point_head": "point", "track_head": "track"}
+    else:
+        raise CheckpointError(f"{origin} holds no aggregator.* tensors: not a VGGT-family checkpoint")
+    heads = [h for p, h in present.items() if p in prefixes]
+    if heads != cfg.heads:
+        cfg = ModelConfig.from_dict({**cfg.to_dict(), "heads": heads})
+    log.info("%s has no config: using the %s architecture with heads %s (from its keys)", origin,
+             "VGGT-Omega" if cfg.family == "omega" else "VGGT-1B", heads)
+    return cfg
 
 
 def _is_repo_id(source: str) -> bool:
@@ -170,27 +241,34 @@ class PretrainedMixin:
     def from_pretrained(cls, source: str | os.PathLike = DEFAULT_REPO, config: ModelConfig | str | None = None, *,
                         device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
                         revision: str | None = None, cache_dir: str | None = None,
-                        local_files_only: bool | None = None):
+                        local_files_only: bool | None = None, filename: str | None = None):
         """Build the model and load its weights (strict: every tensor must match).
 
         ``config`` (a :class:`ModelConfig` or preset name) overrides the
-        checkpoint's ``config.json``; with neither, the architecture is VGGT-1B.
+        checkpoint's ``config.json``; with neither, the architecture comes from
+        the checkpoint's keys (:func:`config_from_state_dict`: VGGT-1B, or
+        VGGT-Omega-1B with or without its text head). ``filename`` picks a file
+        of a hub repo; for ``facebook/VGGT-Omega`` (gated) the default is
+        ``vggt_omega_1b_512.pt``, or ``vggt_omega_1b_256_text.pt`` with
+        ``config="vggt-omega-1b-256-text"``.
         """
         src = str(source)
         path = Path(os.path.expanduser(src))
         config_path: Path | None = None
         if path.is_dir():
             config_path = path / "config.json" if (path / "config.json").is_file() else None
-            weights = next((path / n for n in WEIGHT_FILES if (path / n).is_file()), None)
+            names = ((filename,) if filename else ()) + WEIGHT_FILES + ORIGINAL_OMEGA_FILES
+            weights = next((path / n for n in names if (path / n).is_file()), None)
             if weights is None:
-                raise CheckpointError(f"directory {path} holds none of {', '.join(WEIGHT_FILES)}")
+                raise CheckpointError(f"directory {path} holds none of {', '.join(names)}")
         elif path.is_file():
             weights = path
         elif src in shipped_models():
             root = shipped_models()[src]
             config_path, weights = root / "config.json", root / "model.safetensors"
         elif _is_repo_id(src):
-            config_path, weights = _hub_files(src, revision, cache_dir, local_files_only)
+            config_path, weights = _hub_files(src, revision, cache_dir, local_files_only, filename,
+                                              config if isinstance(config, str) else None)
         else:
             shipped = ", ".join(shipped_models()) or "none installed"
             raise CheckpointError(
@@ -200,10 +278,10 @@ class PretrainedMixin:
 
         if isinstance(config, str):
             config = ModelConfig.preset(config)
+        state = load_state_dict_file(weights)
         if config is None:
             config = (config_from_json_dict(_read_json(config_path), str(config_path)) if config_path is not None
-                      else ModelConfig())
-        state = load_state_dict_file(weights)
+                      else config_from_state_dict(state, str(weights)))
         with torch.device("meta"):
             model = cls(config)
         check_state_dict(model.state_dict(), state, str(weights))

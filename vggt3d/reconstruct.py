@@ -32,6 +32,7 @@ from .io.images import ImageTransform, PreprocessedImages
 from .io.inputs import load_frames
 from .result import Reconstruction, Tracks
 from .pointcloud import content_mask, depth_points, point_cloud, select_points
+from .planner import plan_inference
 from .runtime import (MemoryEstimateError, ReconstructionError, _format_bytes, available_memory, estimate_memory,
                       peak_memory, resolve_device, resolve_dtype)
 
@@ -73,59 +74,80 @@ def _query_points(spec: Any, transform: ImageTransform) -> np.ndarray:
 
 # --------------------------------------------------------------- inference
 @contextlib.contextmanager
-def _inference_progress(model: Any, enabled: bool, tracking: bool):
+def _inference_progress(enabled: bool):
+    """A ``progress(stage, done, total)`` callback for :meth:`VGGT3D.forward` drawing one tqdm bar (or ``None``)."""
     if not enabled:
-        yield
+        yield None
         return
     from tqdm.auto import tqdm
 
-    last = max(model.head_layers())  # the aggregator runs up to the last layer any head reads
-    agg = model.aggregator
-    modules = [m for i in range(last + 1) for m in (agg.frame_blocks[i], agg.global_blocks[i])]
-    modules += [h for h in (model.camera_head, model.depth_head, model.point_head) if h is not None]
-    if tracking:
-        modules.append(model.track_head)
-    with tqdm(total=len(modules), desc="inference", unit="step", leave=False) as bar:
-        def step(*_: Any) -> None:  # a forward hook must return None (a value would replace the output)
-            bar.update(1)
+    with tqdm(total=None, desc="inference", unit="layer", leave=False) as bar:
+        def step(stage: str, done: int, total: int) -> None:
+            if stage == "aggregator":
+                bar.total = total + 1  # the layers, then the heads
+            bar.n = done if stage == "aggregator" else bar.total
+            bar.refresh()
 
-        handles = [m.register_forward_hook(step) for m in modules]
-        try:
-            yield
-        finally:
-            for handle in handles:
-                handle.remove()
+        yield step
 
 
 def _run_model(model: Any, images: torch.Tensor, device: torch.device, dtype: torch.dtype,
-               queries: torch.Tensor | None, progress: bool) -> dict[str, np.ndarray]:
-    saved = model.autocast
-    model.autocast = False  # the autocast below decides the aggregator's dtype
-    ctx = (torch.autocast(device.type, dtype=dtype) if dtype != torch.float32 else contextlib.nullcontext())
-    try:
-        with torch.inference_mode(), ctx, _inference_progress(model, progress, queries is not None):
-            out = model(images.to(device), query_points=None if queries is None else queries.to(device))
-    finally:
-        model.autocast = saved
+               queries: torch.Tensor | None, progress: bool, causal: bool = False) -> dict[str, np.ndarray]:
+    with torch.inference_mode(), _inference_progress(progress) as step:
+        out = model(images.to(device), query_points=None if queries is None else queries.to(device),
+                    precision=dtype, progress=step, causal=causal)
     keys = ("pose_enc", "depth", "depth_conf", "world_points", "world_points_conf", "track", "vis", "conf")
     return {k: out[k][0].float().cpu().numpy() for k in keys if k in out}
 
 
-def _guess_img_size(model: Any, config: Any) -> int:
-    """The model's input size, read without loading weights where possible (else VGGT-1B's)."""
+def _input_geometry(cfg: Any) -> tuple[int, int]:
+    """``(size, patch_size)`` the loader uses for a model config (518/14 for VGGT-1B, 512/16 for VGGT-Omega)."""
+    return int(cfg.default_resolution()), int(cfg.patch_size)
+
+
+def _run_chunks(model: Any, images: torch.Tensor, device: torch.device, dtype: torch.dtype, plan: Any,
+                loop_closure: bool, progress: bool) -> tuple[dict[str, np.ndarray], dict]:
+    """Chunked inference (:mod:`vggt3d.longvideo.chunked`) -> the outputs of one pass (``pose_enc``, ``depth``...)."""
+    from .geometry import cameras_to_pose_encoding, pose_encoding_to_cameras
+    from .longvideo import AlignmentError, plan_chunks
+    from .longvideo.chunked import run_chunked
+    from .longvideo.pipeline import LoopConfig
+
+    H, W = images.shape[-2:]
+
+    def predict(frames: Any) -> dict[str, np.ndarray]:
+        out = _run_model(model, images[list(frames)], device, dtype, None, False)
+        cam34, K = pose_encoding_to_cameras(torch.from_numpy(_sane_pose_encoding(out["pose_enc"])), (H, W))
+        cam = np.tile(np.eye(4), (len(K), 1, 1))
+        cam[:, :3] = cam34.numpy()
+        return {"cam_from_world": cam, "intrinsics": K.numpy(), "depth": out["depth"][..., 0],
+                "conf": out["depth_conf"]}
+
+    chunks = plan_chunks(len(images), plan.chunk, plan.overlap)
+    try:
+        result = run_chunked(predict, chunks, loops=LoopConfig(enabled=loop_closure), progress=progress)
+    except AlignmentError as exc:
+        raise ReconstructionError(str(exc)) from exc
+    pose_enc = cameras_to_pose_encoding(torch.from_numpy(result.cam_from_world[:, :3]),
+                                        torch.from_numpy(result.intrinsics), (H, W)).numpy()
+    return {"pose_enc": pose_enc, "depth": result.depth[..., None], "depth_conf": result.conf}, result.report
+
+
+def _guess_input_geometry(model: Any, config: Any) -> tuple[int, int]:
+    """The model's :func:`_input_geometry`, read without loading weights where possible (else VGGT-1B's)."""
     from .config import ModelConfig
     from .hub import config_from_json_dict, shipped_models
 
     if hasattr(model, "config"):
-        return int(model.config.img_size)
+        return _input_geometry(model.config)
     if config is not None:
-        return int((ModelConfig.preset(config) if isinstance(config, str) else config).img_size)
+        return _input_geometry(ModelConfig.preset(config) if isinstance(config, str) else config)
     path = Path(os.path.expanduser(str(model)))
     root = path if path.is_dir() else shipped_models().get(str(model))
     if root is not None and (root / "config.json").is_file():
         with contextlib.suppress(Exception):
-            return int(config_from_json_dict(json.loads((root / "config.json").read_text())).img_size)
-    return ModelConfig().img_size
+            return _input_geometry(config_from_json_dict(json.loads((root / "config.json").read_text())))
+    return _input_geometry(ModelConfig())
 
 
 def _load_model(model: Any, device: torch.device, config: Any = None) -> Any:
@@ -194,6 +216,17 @@ def reconstruct(
     max_memory: int | None = None,
     progress: bool = False,
     seed: int = 0,
+    chunk: int | None = None,
+    overlap: int | None = None,
+    loop_closure: bool = True,
+    tracks_from: Literal["head", "features", "both"] | None = None,
+    refine: Literal["ba"] | None = None,
+    intrinsics: Any = None,
+    poses: Any = None,
+    fix_poses: bool = False,
+    scale: Any = None,
+    refine_config: Any = None,
+    causal: bool = False,
 ) -> Reconstruction:
     """Reconstruct cameras, depth and a coloured point cloud from images or a video.
 
@@ -217,6 +250,25 @@ def reconstruct(
         max_memory: bytes the run may use (default: measured free memory); the
             estimate is checked before inference.
         progress: show tqdm progress bars.
+        chunk, overlap, loop_closure: predict overlapping chunks of ``chunk`` frames
+            sharing ``overlap`` (default a quarter, >= 4), aligned by Sim(3) with loop
+            closure (:mod:`vggt3d.longvideo`). Without ``chunk`` the memory planner
+            (:mod:`vggt3d.planner`) runs one exact pass when it fits ``max_memory``,
+            else chunks; ``info["strategy"]`` and ``info["strategy_reason"]`` say which and why.
+        tracks_from: multi-view tracks for the COLMAP export and refinement: ``head``
+            (the track head, queries in several frames), ``features`` (SIFT) or ``both``.
+        refine: ``"ba"``: bundle adjustment of cameras and tracks (tracks default to ``both``).
+        intrinsics: known intrinsics at original resolution (a JSON or COLMAP file, or
+            ``[S, 3, 3]``); poses are re-solved with them and BA keeps them fixed.
+        poses: known poses (our cameras.json, a COLMAP model, nerfstudio transforms.json,
+            or ``[S, 4, 4]`` cam_from_world): the output moves into their frame and units;
+            ``fix_poses`` keeps them exactly (and fixed in BA).
+        scale: a known distance, ``"F:X,Y F:X,Y DIST"`` or ``"camera-height=H"``.
+        refine_config: a :class:`vggt3d.refine.RefineConfig` (tracks, filters, BA settings).
+        causal: frame t's cameras and depth from frames ``0..t`` only
+            (``model(..., causal=True)``, ``docs/world_models.md``); one pass, no chunks.
+        See :mod:`vggt3d.refine`; ``info["refine"]`` reports the reprojection error before
+        and after, tracks and observations (or why refinement failed: the unrefined result is kept).
 
     Raises:
         vggt3d.io.inputs.InputError, ImageLoadError, VideoReadError: bad input.
@@ -230,31 +282,46 @@ def reconstruct(
         raise ValueError(f"stride and max_frames must be >= 1, got {stride} and {max_frames}")
     if max_points is not None and max_points < 0:
         raise ValueError(f"max_points must be >= 0, got {max_points}")
+    if causal and chunk is not None:
+        raise ValueError("causal=True runs one causal pass; chunked inference aligns chunks afterwards, which is "
+                         "not causal: drop --chunk or --causal")
+    if chunk is not None:  # chunk options that cannot work fail before anything loads
+        from .longvideo import check_chunking
+
+        check_chunking(chunk, overlap if overlap is not None else max(4, chunk // 4) if chunk > 4 else chunk - 1,
+                       loop_closure=loop_closure)
+        if tracks is not None:
+            raise ReconstructionError("tracks follow points from the first frame through one pass over all frames; "
+                                      "they cannot run in chunks: drop --chunk or --tracks")
     dev = resolve_device(device)
     run_dtype = resolve_dtype(dtype, dev)
     timings: dict[str, float] = {}
     start = time.perf_counter()
 
     # Frames first (bad input fails before gigabytes of weights load), at the input size the model will want.
-    size = _guess_img_size(model, config)
-    frames = load_frames(inputs, mode, size, fps, stride, max_frames, skip_bad, progress)
+    size, patch = _guess_input_geometry(model, config)
+    frames = load_frames(inputs, mode, size, fps, stride, max_frames, skip_bad, progress, patch_size=patch)
     timings["load"] = time.perf_counter() - start
     distinct_sizes = sorted({(t.original_width, t.original_height) for t in frames.batch.transforms})
     if shared_camera and len(distinct_sizes) > 1:
         raise ReconstructionError(f"shared_camera needs images of one size, got {len(distinct_sizes)} sizes "
                                   f"({distinct_sizes[:4]}); drop --shared-camera or resize the images")
     queries = None if tracks is None else _query_points(tracks, frames.batch.transforms[0])  # original pixels
+    known = _known_cameras(frames, intrinsics, poses, fix_poses, scale, tracks_from, refine)  # checked before inference
     t0 = time.perf_counter()
     net = _load_model(model, dev, config)
     timings["model"] = time.perf_counter() - t0
-    if net.config.img_size != size:
-        log.debug("the model takes %d-pixel inputs, not %d: loading the frames again", net.config.img_size, size)
+    if _input_geometry(net.config) != (size, patch):
+        size, patch = _input_geometry(net.config)
+        log.debug("the model takes %d-pixel inputs in %d-pixel patches: loading the frames again", size, patch)
         t0 = time.perf_counter()
-        frames = load_frames(inputs, mode, net.config.img_size, fps, stride, max_frames, skip_bad, False)
+        frames = load_frames(inputs, mode, size, fps, stride, max_frames, skip_bad, False, patch_size=patch)
         timings["load"] += time.perf_counter() - t0
+    if causal:
+        net.check_causal()  # an unsupported family fails before inference
     heads = set(net.config.heads)
     need = {"camera", "depth"} if points_from == "depth" else {"camera", "point"}
-    if tracks is not None:
+    if tracks is not None or tracks_from == "head":
         need.add("track")
     if need - heads:
         raise ReconstructionError(f"this model has no {', '.join(sorted(need - heads))} head (config.heads = "
@@ -265,20 +332,26 @@ def reconstruct(
     if queries is not None:
         query_model = torch.from_numpy(batch.transforms[0].original_to_model_points(queries)).float()
 
-    need_bytes = estimate_memory(net.config, S, H, W, run_dtype, 0 if queries is None else len(queries))
     budget, what = (max_memory, "the memory limit") if max_memory is not None else available_memory(dev)
-    if need_bytes > budget:
-        raise MemoryEstimateError(
-            f"{S} frames at {W}x{H} need about {_format_bytes(need_bytes)} for inference, but {what} is "
-            f"{_format_bytes(budget)} ({dev}). Use fewer frames (--max-frames N, --stride N or --fps for videos), "
-            "or split the input into chunks of frames and reconstruct each; --max-memory overrides the limit.")
-    log.debug("memory estimate %s of %s (%s)", _format_bytes(need_bytes), _format_bytes(budget), what)
+    plan = plan_inference(net.config, S, H, W, run_dtype, dev, budget, budget_source=f"{what}, {dev}", chunk=chunk,
+                          overlap=overlap, loop_closure=loop_closure, num_queries=0 if queries is None else len(queries))
+    need_bytes = plan.estimate.memory_bytes
+    if plan.strategy == "chunked" and causal:
+        raise ReconstructionError(f"{plan.reason}; a causal reconstruction needs one pass: use fewer frames or a "
+                                  f"larger --max-memory")
+    if plan.strategy == "chunked" and (points_from != "depth" or known):
+        raise ReconstructionError(f"{plan.reason}; chunks give points from depth only and no refinement: drop "
+                                  "--points-from pointmap and the refinement options, or use fewer frames")
+    log.info("%s", plan.reason)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
 
     t0 = time.perf_counter()
     try:
-        out = _run_model(net, batch.images, dev, run_dtype, query_model, progress)
+        if plan.strategy == "chunked":
+            out, chunk_report = _run_chunks(net, batch.images, dev, run_dtype, plan, loop_closure, progress)
+        else:
+            out, chunk_report = _run_model(net, batch.images, dev, run_dtype, query_model, progress, causal), None
     except (MemoryError, RuntimeError) as exc:  # torch.cuda.OutOfMemoryError is a RuntimeError
         text = str(exc).lower()
         if isinstance(exc, RuntimeError) and "out of memory" not in text and "can't allocate" not in text:
@@ -322,12 +395,13 @@ def reconstruct(
         "weights": str(model) if not hasattr(model, "config") else "<model object>", "device": str(dev),
         "dtype": str(run_dtype).replace("torch.", ""), "mode": mode, "points_from": points_from,
         "model_size": [int(W), int(H)], "shared_camera": bool(shared_camera), "input": frames.description,
-        "conf_threshold": float(conf_threshold), "conf_absolute": bool(conf_absolute), "conf_cut": cut,
+        "conf_threshold": float(conf_threshold), "conf_absolute": bool(conf_absolute), "conf_cut": cut, "seed": seed,
         "points_candidates": n_selected, "max_points": max_points, "skipped_bad": frames.bad,
         "skipped_other": frames.skipped, "timings": timings, "peak_memory_bytes": peak,
-        "peak_memory_kind": peak_kind, "memory_estimate_bytes": need_bytes,
+        "peak_memory_kind": peak_kind, "memory_estimate_bytes": need_bytes, "strategy": plan.strategy, "causal": causal,
+        "strategy_reason": plan.reason, "chunks": chunk_report,
     }
-    return Reconstruction(
+    rec = Reconstruction(
         image_names=frames.names, sources=frames.sources, image_sizes=sizes, intrinsics=K_orig,
         cam_from_world=cam_from_world, transforms=list(batch.transforms), model_intrinsics=K_model, depth=depth,
         depth_conf=depth_conf, model_colors=colors, points=cloud["points"], colors=colors.reshape(-1, 3)[keep],
@@ -335,6 +409,38 @@ def reconstruct(
         point_spacing=cloud["spacing"], point_frame=cloud["frame"], point_uv=cloud["uv"], tracks=track_result,
         world_points=out.get("world_points") if points_from == "pointmap" else None,
         timestamps=frames.timestamps, frame_indices=frames.indices, info=info, image_data=frames.data)
+    if known:
+        from .refine import refine_reconstruction
+
+        t0 = time.perf_counter()
+        rec = refine_reconstruction(rec, tracks_from=tracks_from, refine=refine, config=refine_config,
+                                    model=net, model_images=batch.images, **known)
+        rec.info["timings"]["refine"] = time.perf_counter() - t0
+        rec.info["timings"]["total"] += rec.info["timings"]["refine"]
+    return rec
+
+
+def _known_cameras(frames: Any, intrinsics: Any, poses: Any, fix_poses: bool, scale: Any, tracks_from: Any,
+                   refine: Any) -> dict[str, Any] | None:
+    """Read and check the known-camera options against the loaded frames (``None``: no refinement asked)."""
+    if intrinsics is None and poses is None and scale is None and tracks_from is None and refine is None:
+        if fix_poses:
+            raise ValueError("fix_poses needs poses")
+        return None
+    from .refine.files import read_intrinsics, read_poses
+    from .refine.known import parse_scale
+
+    if refine not in (None, "ba"):
+        raise ValueError(f"refine must be None or 'ba', got {refine!r}")
+    if tracks_from not in (None, "head", "features", "both"):
+        raise ValueError(f"tracks_from must be head, features or both, got {tracks_from!r}")
+    sizes = np.array([[t.original_width, t.original_height] for t in frames.batch.transforms])
+    if intrinsics is not None and not isinstance(intrinsics, np.ndarray):
+        intrinsics = read_intrinsics(intrinsics, frames.names, sizes)
+    if poses is not None and not isinstance(poses, np.ndarray):
+        poses = read_poses(poses, frames.names)
+    return {"intrinsics": intrinsics, "poses": poses, "fix_poses": fix_poses,
+            "scale": None if scale is None else parse_scale(scale)}
 
 
 class _CallableModule(types.ModuleType):

@@ -20,7 +20,7 @@ import numpy as np
 
 from .io.images import ImageTransform
 
-__all__ = ["Reconstruction", "Tracks"]
+__all__ = ["Reconstruction", "TrackPoints", "Tracks"]
 
 
 @dataclass
@@ -34,6 +34,23 @@ class Tracks:
     uv: np.ndarray  # [S, N, 2] position in every frame
     visibility: np.ndarray  # [S, N] in [0, 1]
     confidence: np.ndarray  # [S, N] in [0, 1]
+
+
+@dataclass
+class TrackPoints:
+    """Multi-view points: each triangulated from its observations in several frames (see :mod:`vggt3d.refine`).
+
+    Convention: ``points [T, 3]`` float64 world coordinates, ``colors [T, 3]``
+    uint8; observation ``k`` sees point ``track[k]`` at ``uv[k]`` (original pixels,
+    centres at integers) in frame ``frame[k]`` (``[K]`` int64 each).
+    """
+
+    points: np.ndarray
+    colors: np.ndarray
+    track: np.ndarray
+    frame: np.ndarray
+    uv: np.ndarray
+    source: str = "features"  # features, head or both
 
 
 @dataclass
@@ -64,6 +81,7 @@ class Reconstruction:
     point_frame: np.ndarray  # [N] int32, the frame each point comes from
     point_uv: np.ndarray  # [N, 2] float64, its observation in that frame (original pixels)
     tracks: Tracks | None = None
+    track_points: TrackPoints | None = None  # multi-view tracks (--tracks-from, --refine ba)
     world_points: np.ndarray | None = None  # [S, H, W, 3] point-head map, with points_from="pointmap"
     timestamps: list[float] | None = None  # seconds, video input
     frame_indices: list[int] | None = None  # index in the decoded video stream

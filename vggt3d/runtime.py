@@ -1,8 +1,9 @@
 """Where and how a model runs: device and dtype resolution, memory estimates and peaks.
 
-Shared by :mod:`vggt3d.reconstruct`, the geometry prior and the model's own
-autocast choice. ``auto`` means: CUDA, then Apple MPS, then CPU; bf16 on GPUs
-that support it, fp16 on older GPUs, fp32 on the CPU (as VGGT runs).
+Shared by :mod:`vggt3d.reconstruct`, the geometry prior and the model's
+precision policy (:func:`precision_context`). ``auto`` means: CUDA, then Apple
+MPS, then CPU; bf16 on GPUs that support it, fp16 on older GPUs and on MPS,
+fp32 on the CPU (as VGGT runs); bf16 on the CPU on request.
 """
 
 from __future__ import annotations
@@ -27,10 +28,52 @@ class MemoryEstimateError(ReconstructionError):
 
 
 def autocast_dtype(device: torch.device) -> torch.dtype | None:
-    """The reduced precision to autocast to on ``device``: bf16 where the GPU supports it, else fp16; ``None`` off CUDA."""
-    if device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    """The reduced precision ``auto`` autocasts to on ``device``.
+
+    CUDA: bf16 where the GPU supports it, else fp16; MPS: fp16; CPU: ``None`` (fp32).
+    """
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "mps":
+        return torch.float16
+    return None
+
+
+def precision_dtype(precision: str | torch.dtype | None, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of a precision policy on ``device`` (``None``: no autocast, float32).
+
+    ``auto``: :func:`autocast_dtype`; ``fp32``/``bf16``/``fp16`` (or the torch
+    dtypes): that precision, also on the CPU (bf16 on request).
+    """
+    if precision == "auto":
+        return autocast_dtype(device)
+    if isinstance(precision, str):
+        if precision not in _DTYPES:
+            raise ValueError(f"unknown precision {precision!r}; use auto, fp32, bf16 or fp16")
+        precision = _DTYPES[precision]
+    if precision not in (torch.float32, torch.bfloat16, torch.float16):
+        raise ValueError(f"precision must be auto, fp32, bf16, fp16 or None, got {precision!r}")
+    return None if precision == torch.float32 else precision
+
+
+def precision_context(precision: str | torch.dtype | None, device: torch.device) -> contextlib.AbstractContextManager:
+    """Context manager running the encoder and aggregator at ``precision`` on ``device``.
+
+    ``None`` leaves the caller's autocast state alone (e.g. accelerate's mixed
+    precision); otherwise autocast is switched on at the policy's dtype, or off
+    for float32. Autocast keeps LayerNorm and softmax statistics in float32.
+    Where autocast does not support the device or dtype the run stays in float32.
+    """
+    if precision is None:
+        return contextlib.nullcontext()
+    dtype = precision_dtype(precision, device)
+    if dtype is None:
+        return torch.autocast(device.type, enabled=False) if device.type in ("cuda", "cpu", "mps") \
+            else contextlib.nullcontext()
+    try:
+        return torch.autocast(device.type, dtype=dtype)
+    except (RuntimeError, ValueError):  # a device type without autocast
+        return contextlib.nullcontext()
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -90,25 +133,15 @@ def estimate_memory(config: Any, frames: int, height: int, width: int, dtype: to
                     num_queries: int = 0) -> int:
     """Bytes a forward pass over ``frames`` images of ``height x width`` needs beyond the weights (estimate).
 
-    Counts the kept aggregator layers (fp32), one block's working set, the dense
-    heads' chunked decoding, the outputs, the tracker's feature maps and the
-    numpy post-processing: for VGGT-1B about 0.13 GB (bf16) or 0.18 GB (fp32) per 518x518 frame.
+    The memory model of :func:`vggt3d.planner.estimate_cost` (exact strategy,
+    with :func:`vggt3d.reconstruct`'s post-processing; a reduced ``dtype`` means a GPU autocast run):
+    for VGGT-1B about 0.11 GB (bf16) per 518x518 frame.
     """
-    p = config.patch_size
-    tokens = frames * ((height // p) * (width // p) + 1 + config.aggregator.num_register_tokens)
-    C = config.aggregator.embed_dim
-    act = torch.finfo(dtype).bits // 8
-    layers = set(config.dense_head.layers) | {config.aggregator.depth - 1}
-    if num_queries:
-        layers |= set(config.track_head.layers)
-    kept = tokens * 2 * C * (4 + act) * len(layers)  # autocast output + its fp32 copy
-    block = tokens * C * act * (config.aggregator.mlp_ratio + 6)
-    pixels = frames * height * width
-    chunk = min(frames, 8) * height * width
-    dense = chunk * 4 * (config.dense_head.features // 2 + 32 + 8) * 2
-    outputs = pixels * 4 * (3 + 2 + 4 + 12)  # input, depth+conf, points+conf, post-processing
-    tracker = pixels // 4 * config.track_head.features * 4 * 3 if num_queries else 0
-    return int(kept + block + dense + outputs + tracker + (256 << 20))
+    from .planner import estimate_cost
+
+    device = "cpu" if dtype == torch.float32 else "cuda"
+    return estimate_cost(config, frames, height, width, dtype, device, num_queries=num_queries,
+                         postprocess=True).memory_bytes
 
 
 def _format_bytes(n: float) -> str:

@@ -11,6 +11,11 @@ any machine (the rule of ``tests/fixtures/golden/README.md``):
    ``1 + 0.1 unit``; other 0-/1-d -> ``0.02 unit``; first dim 1 ->
    ``0.5 unit``; otherwise ``unit / sqrt(prod(shape[1:]))`` (times 0.05 for
    names ending in ``flow_head.weight``).
+
+Two buffer kinds of VGGT-Omega keep their defined values instead
+(``tests/fixtures/golden/omega/README.md``): ``*.attn.qkv.bias_mask`` (1 on
+the q and v thirds, 0 on the k third) and ``*.rope_embed.periods``
+(``float32(100 ** (2j / (D/2)))`` for ``j < D/4``, D = 4 * length).
 """
 
 from __future__ import annotations
@@ -51,9 +56,25 @@ def rule_unit(name: str, numel: int, salt: int = 0, chunk: int = 1 << 22) -> np.
     return out
 
 
-def rule_tensor(name: str, shape: Iterable[int], salt: int = 0) -> torch.Tensor:
-    """One tensor of the weight rule, float32."""
+def defined_buffer(name: str, shape: Iterable[int]) -> torch.Tensor | None:
+    """The defined value of a VGGT-Omega buffer the rule leaves alone, or ``None`` for any other tensor."""
     shape = tuple(int(s) for s in shape)
+    if name.endswith("attn.qkv.bias_mask") and len(shape) == 1 and shape[0] % 3 == 0:
+        mask = torch.ones(shape, dtype=torch.float32)
+        mask[shape[0] // 3: 2 * shape[0] // 3] = 0.0
+        return mask
+    if name.endswith("rope_embed.periods") and len(shape) == 1:
+        D = 4 * shape[0]
+        return torch.from_numpy((100.0 ** (2 * np.arange(shape[0]) / (D / 2))).astype(np.float32))
+    return None
+
+
+def rule_tensor(name: str, shape: Iterable[int], salt: int = 0) -> torch.Tensor:
+    """One tensor of the weight rule, float32 (the two defined VGGT-Omega buffers excepted)."""
+    shape = tuple(int(s) for s in shape)
+    defined = defined_buffer(name, shape)
+    if defined is not None:
+        return defined
     unit = rule_unit(name, int(np.prod(shape, dtype=np.int64)), salt)
     if len(shape) <= 1:
         if name.endswith("gamma"):

@@ -65,17 +65,20 @@ def assert_no_output(out: Path) -> None:
     assert not list(out.parent.glob(f".{out.name}.*")), "a temporary directory was left behind"
 
 
-def test_end_to_end_images(tmp_path, weights, capsys):
+def test_end_to_end_images(tmp_path, weights, capsys, caplog):
+    caplog.set_level("INFO")
     photos = folder_of(tmp_path / "photos", ("b.png", noise(80, 60, 0)), ("a.jpg", noise(60, 80, 1)),
                        ("c.webp", noise(70, 70, 2)))
     (photos / "README.md").write_text("not an image")
     out = tmp_path / "out"
     assert reconstruct([photos, "--out", out, "--tracks", "grid:2", "--max-points", "500", "--scene-folder"],
                        weights) == 0
-    summary = capsys.readouterr().out
-    for needle in ("reconstructed 3 frames", "points: 500 kept of", "time:", "peak memory:", "outputs in",
-                   "skipped 1 non-image file (README.md)", "colmap/", "splats.ply"):
+    captured = capsys.readouterr()
+    summary = captured.out
+    for needle in ("reconstructed 3 frames", "points: 500 kept, a random subset (--max-points) of the", "time:",
+                   "peak memory:", "outputs in", "skipped 1 non-image file (README.md)", "colmap/", "splats.ply"):
         assert needle in summary, needle
+    assert (summary + captured.err + caplog.text).count("skipped 1 non-image") == 1, "the skipped line is shown once"
     colmap = pycolmap.Reconstruction(str(out / "colmap" / "sparse" / "0"))
     assert sorted(im.name for im in colmap.images.values()) == ["a.jpg", "b.png", "c.webp"]
     assert colmap.num_points3D() == 500
@@ -216,7 +219,7 @@ def test_offline_without_weights_says_how_to_get_them(tmp_path, capsys, monkeypa
     out = tmp_path / "out"
     assert command_main([str(folder), "--out", str(out), "--no-progress"]) == 1
     err = capsys.readouterr().err
-    assert "facebook/VGGT-1B" in err and "huggingface-cli download" in err and "--weights" in err
+    assert "facebook/VGGT-1B" in err and "hf download" in err and "--weights" in err
     assert_no_output(out)
 
 

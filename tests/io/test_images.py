@@ -251,3 +251,53 @@ def test_transform_argument_errors(processed):
         transform.original_to_model_points(torch.zeros(4, 3))
     with pytest.raises(ValueError, match="intrinsics"):
         transform.intrinsics_to_model(torch.eye(4))
+
+
+# ------------------------------------------------------------- VGGT-Omega modes
+OMEGA_CASES = [(mode, res, name) for mode in ("balanced", "max_size") for res in (512, 256)
+               for name in [*GOLDEN_FILES, "all"]]
+
+
+@pytest.fixture(scope="module")
+def omega_golden():
+    return dict(np.load(GOLDEN / "omega" / "preprocess_omega.npz"))
+
+
+@pytest.mark.parametrize("case", OMEGA_CASES, ids=[f"{m}/{r}/{n}" for m, r, n in OMEGA_CASES])
+def test_omega_golden_parity(omega_golden, case):
+    mode, res, name = case
+    images = preprocess_images(golden_paths(name), mode=mode, size=res, patch_size=16).images
+    expected = omega_golden[f"{mode}/{res}/{name}"]
+    assert tuple(images.shape) == expected.shape
+    np.testing.assert_allclose(images.numpy(), expected, atol=1e-6, rtol=0)
+
+
+def test_balanced_size_example_and_patch_checks():
+    from vggt3d.io.images import _omega_size
+
+    assert _omega_size(624, 416, "balanced", 512, 16) == (624, 416)  # README: 3:2 landscape at 512 -> 416 x 624
+    assert _omega_size(1500, 1000, "balanced", 512, 16) == (624, 416)
+    with pytest.raises(ValueError, match="multiple of 16"):
+        preprocess_images(golden_paths("a_640x480.png"), mode="balanced", size=518, patch_size=16)
+
+
+def test_aspect_crop_is_undone_by_the_transform(tmp_path):
+    """A 1024x200 image loses its sides (aspect < 1:2); a blob's centroid lands where the transform says."""
+    v, u = np.mgrid[0:100, 0:400].astype(np.float64)
+    centre = (180.3, 40.7)
+    blob = 255 * (1 - np.exp(-((u - centre[0]) ** 2 + (v - centre[1]) ** 2) / (2 * 5.0**2)))
+    Image.fromarray(np.round(blob).astype(np.uint8)).save(tmp_path / "wide.png")
+    result = preprocess_images([tmp_path / "wide.png"], mode="balanced", size=128, patch_size=16)
+    t = result.transforms[0]
+    assert (t.crop_x, t.crop_width, t.crop_height) == (100, 200, 100)
+    H, W = result.images.shape[-2:]
+    weight = (1 - result.images[0, 0]).double()
+    vm, um = torch.meshgrid(torch.arange(float(H)), torch.arange(float(W)), indexing="ij")
+    centroid = torch.stack([(weight * um.double()).sum(), (weight * vm.double()).sum()]) / weight.sum()
+    expected = t.original_to_model_points(torch.tensor(centre, dtype=torch.float64))
+    assert_close(centroid, expected, atol=0.05, rtol=0)
+    back = t.model_to_original_points(expected)
+    assert_close(back, torch.tensor(centre, dtype=torch.float64), atol=1e-9, rtol=0)
+    assert ImageTransform.from_dict(json.loads(json.dumps(t.to_dict()))) == t
+    K = np.array([[100.0, 0, 199.5], [0, 100.0, 49.5], [0, 0, 1]])
+    np.testing.assert_allclose(t.intrinsics_to_original(t.intrinsics_to_model(K)), K, atol=1e-9)

@@ -5,15 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
-pytest.importorskip("vggt3d.data.synthetic")
-
-import torch  # noqa: E402
-
-from vggt3d import VGGT3D  # noqa: E402
-from vggt3d.cli import main  # noqa: E402
-from vggt3d.training.config import load_config  # noqa: E402
-from vggt3d.training.trainer import Trainer  # noqa: E402
+import vggt3d.data.synthetic  # noqa: F401  (in-tree: a broken import must fail, not skip)
+from vggt3d import VGGT3D
+from vggt3d.cli import main
+from vggt3d.training.config import load_config
+from vggt3d.training.trainer import Trainer
 
 SYNTHETIC = "{name: synthetic, kwargs: {num_scenes: 6, num_frames: 4, image_size: [28, 28], seed: %d}}"
 

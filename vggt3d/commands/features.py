@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import sys
+from pathlib import Path
+
+from .options import DTYPES, OptionError, dtype_name, positive_float, positive_int, torch_dtype, validate_out
 
 log = logging.getLogger(__name__)
 
@@ -46,20 +50,26 @@ def _resolution(text: str) -> int | tuple[int, int]:
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared with ``vggt3d score``: the model, its device and dtype, its input size and windows."""
     g = parser.add_argument_group("model")
-    g.add_argument("--model", default="facebook/VGGT-1B",
+    g.add_argument("--weights", "--model", dest="weights", default="facebook/VGGT-1B",
                    help="hub id, local directory or checkpoint file, or a shipped model name (default: %(default)s)")
     g.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
-    g.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
-                   help="aggregator weights dtype (auto: float32; CUDA runs under bf16 autocast either way)")
+    g.add_argument("--dtype", default="auto", type=dtype_name, choices=DTYPES,
+                   help="aggregator weights dtype (float32, bfloat16, float16 also accepted; auto: fp32; CUDA runs "
+                        "under bf16 autocast either way)")
     g.add_argument("--resolution", type=_resolution, default=None,
                    help="longer side of the model input in pixels, or HxW (default: the model's, 518)")
-    g.add_argument("--window", type=int, default=None, help="frames per model call for long clips (default: all)")
+    g.add_argument("--window", type=positive_int, default=None, help="frames per model call for long clips (default: all)")
     g.add_argument("--overlap", type=int, default=None,
                    help="frames shared by consecutive windows besides the anchor (default: window / 4)")
+    g.add_argument("--causal", action="store_true",
+                   help="causal features: frame t depends only on frames 0..t (for autoregressive world models); "
+                        "with --window N long clips stream through a key/value cache of N frames (docs/world_models.md)")
     g = parser.add_argument_group("frame sampling")
-    g.add_argument("--fps", type=float, default=None, help="keep at most this many frames per second of video")
-    g.add_argument("--stride", type=int, default=1, help="then keep every N-th frame (default: 1)")
-    g.add_argument("--max-frames", type=int, default=None, help="keep at most this many frames per clip")
+    g.add_argument("--fps", type=positive_float, default=None,
+                   help="keep at most this many frames per second of video")
+    g.add_argument("--stride", type=positive_int, default=1, help="then keep every N-th frame (default: 1)")
+    g.add_argument("--max-frames", type=positive_int, default=None,
+                   help="keep at most this many frames per clip (default: all)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -67,8 +77,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="cache directory (created)")
     parser.add_argument("--layers", type=_layers, default=None,
                         help="aggregator layers, comma-separated, e.g. 4,11,17,23 (default: the dense heads' layers)")
-    parser.add_argument("--save-dtype", default="bfloat16", choices=["float32", "bfloat16", "float16"],
-                        help="dtype of the stored features (default: %(default)s)")
+    parser.add_argument("--save-dtype", default="bf16", type=dtype_name, choices=DTYPES[1:],
+                        help="dtype of the stored features (float32, bfloat16, float16 also accepted; "
+                             "default: %(default)s)")
     parser.add_argument("--cameras", action="store_true", help="also store each frame's pose encoding")
     parser.add_argument("--overwrite", action="store_true",
                         help="accept an OUT made with other settings and redo its clips")
@@ -86,14 +97,30 @@ def load_prior(args: argparse.Namespace, layers: list[int] | None = None):
     from ..runtime import resolve_device
 
     device = resolve_device(args.device)
-    dtype = None if args.dtype in ("auto", "float32") else getattr(torch, args.dtype)
-    overlap = args.overlap if args.overlap is not None else (max(0, (args.window or 0) // 4) if args.window else 0)
-    return GeometryPrior.from_pretrained(args.model, layers, dtype=dtype, device=device, resolution=args.resolution,
-                                         window=args.window, overlap=overlap)
+    dtype = None if args.dtype in ("auto", "fp32") else torch_dtype(args.dtype)
+    causal = getattr(args, "causal", False)
+    overlap = args.overlap if args.overlap is not None else (
+        max(0, (args.window or 0) // 4) if args.window and not causal else 0)
+    if causal and args.overlap:
+        raise ValueError("--overlap applies to bidirectional windows; with --causal, --window N is the key/value "
+                         "cache of a stream (frame 0, recent frames, keyframes): drop --overlap")
+    return GeometryPrior.from_pretrained(args.weights, layers, dtype=dtype, device=device, resolution=args.resolution,
+                                         window=args.window, overlap=overlap, causal=causal)
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
+    """Cache the clips; a run that caches nothing leaves no OUT behind if it created OUT."""
+    out = Path(args.out)
+    created = not out.exists()
+    done = [0]  # clips written or found finished
+    try:
+        return _run(args, done)
+    finally:
+        if created and not done[0] and out.is_dir():
+            shutil.rmtree(out, ignore_errors=True)
+
+
+def _run(args: argparse.Namespace, done: list[int]) -> int:
     from tqdm import tqdm
 
     from ..hub import CheckpointError
@@ -103,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         clips = discover_clips(args.inputs)
-    except ClipError as e:
+        validate_out(args.out, args.inputs)
+    except (ClipError, OptionError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.shard is not None:
@@ -116,11 +144,14 @@ def run(args: argparse.Namespace) -> int:
         return 2
     sampling = {"fps": args.fps, "stride": args.stride, "max_frames": args.max_frames}
     try:
-        writer = FeatureCacheWriter(args.out, prior, save_dtype=getattr(torch, args.save_dtype), sampling=sampling,
+        writer = FeatureCacheWriter(args.out, prior, save_dtype=torch_dtype(args.save_dtype), sampling=sampling,
                                     cameras=args.cameras, overwrite=args.overwrite)
     except CacheError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        print(f"error: cannot write --out {args.out}: {e.strerror or e}", file=sys.stderr)
+        return 1
 
     written = skipped = 0
     failed: list[str] = []
@@ -131,16 +162,24 @@ def run(args: argparse.Namespace) -> int:
             if writer.is_done(source):
                 writer.ensure_recorded(source)
                 skipped += 1
+                done[0] += 1
                 continue
             clip = load_clip(source, fps=args.fps, stride=args.stride, max_frames=args.max_frames)
         except (ClipError, VideoReadError, OSError, CacheError) as e:
             log.error("%s: %s", source, e)
             failed.append(source)
             continue
-        with tqdm(total=len(clip.indices), unit="frame", desc="frames", leave=False,
-                  disable=args.no_progress, dynamic_ncols=True) as frames_bar:
-            writer.write(clip, progress=frames_bar.update)
+        try:
+            with tqdm(total=len(clip.indices), unit="frame", desc="frames", leave=False,
+                      disable=args.no_progress, dynamic_ncols=True) as frames_bar:
+                writer.write(clip, progress=frames_bar.update)
+        except OSError as e:  # disk full, permissions: every later clip would fail the same way
+            bar.close()
+            print(f"error: cannot write the features of {source} into --out {args.out}: {e.strerror or e}; "
+                  f"{written} clip{'s' if written != 1 else ''} written before", file=sys.stderr)
+            return 1
         written += 1
+        done[0] += 1
     bar.close()
     print(f"{written} clip{'s' if written != 1 else ''} written, {skipped} already cached, {len(failed)} failed "
           f"-> {args.out}", file=sys.stderr)

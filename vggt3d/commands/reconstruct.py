@@ -22,6 +22,9 @@ import sys
 import time
 from pathlib import Path
 
+from vggt3d.longvideo import cli as chunk_cli
+from vggt3d.refine import cli as refine_cli
+
 log = logging.getLogger(__name__)
 
 #: ``vggt3d.hub.DEFAULT_REPO``, repeated so that ``vggt3d --help`` does not import torch.
@@ -38,15 +41,10 @@ def parse_size(text: str) -> int:
     return int(value * 1024 ** "bkmgt".index(unit))
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from vggt3d.export import FORMATS  # light: building the parser must not import torch
+
+    from .options import DTYPES, dtype_name, finite_float, nonnegative_int, positive_float, positive_int, tracks_spec
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.description = __doc__
@@ -56,35 +54,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--out", required=True, type=Path, help="output directory (created; must be empty)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out")
     model = parser.add_argument_group("model")
-    model.add_argument("--weights", default=DEFAULT_WEIGHTS,
+    model.add_argument("--weights", "--model", dest="weights", default=DEFAULT_WEIGHTS,
                        help=f"Hugging Face repo id (default {DEFAULT_WEIGHTS}), checkpoint directory or file "
                             "(.safetensors/.pt), or the name of a model shipped with vggt3d")
     model.add_argument("--config", default=None,
                        help="architecture for a bare weights file: a preset name (vggt-1b, tiny) or a config.json")
     model.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
-    model.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
-                       help="inference precision; auto: bf16 on GPUs that support it, fp16 on older GPUs, fp32 on CPU")
+    model.add_argument("--dtype", default="auto", type=dtype_name, choices=DTYPES,
+                       help="inference precision (float32, bfloat16, float16 also accepted); auto: bf16 on GPUs that support it, fp16 on older GPUs, fp32 on CPU")
+    model.add_argument("--causal", action="store_true",
+                       help="causal: frame t's camera and depth from frames 0..t only (one pass; not with --chunk)")
     model.add_argument("--mode", default="crop", choices=["crop", "pad"],
                        help="fit images to the model by centre crop (default) or white padding")
     model.add_argument("--max-memory", type=parse_size, default=None, metavar="SIZE",
                        help="memory the run may use, e.g. 24GB (default: free memory of the device); "
                             "frames that are estimated not to fit are refused before inference")
     frames = parser.add_argument_group("frames")
-    frames.add_argument("--fps", type=float, default=None, help="video: keep at most this many frames per second")
-    frames.add_argument("--stride", type=_positive_int, default=1, help="keep every N-th frame or image")
-    frames.add_argument("--max-frames", type=_positive_int, default=None, help="use at most N frames or images")
+    frames.add_argument("--fps", type=positive_float, default=None, help="video: keep at most this many frames per second")
+    frames.add_argument("--stride", type=positive_int, default=1, help="keep every N-th frame or image")
+    frames.add_argument("--max-frames", type=positive_int, default=None, help="use at most N frames or images")
     frames.add_argument("--skip-bad", action="store_true",
                         help="leave out images that cannot be read (with a warning) instead of stopping")
     points = parser.add_argument_group("points")
     points.add_argument("--points-from", default="depth", choices=["depth", "pointmap"],
                         help="world points from depth maps and cameras (default, more accurate) or the point map")
-    points.add_argument("--conf-threshold", type=float, default=50.0,
+    points.add_argument("--conf-threshold", type=finite_float, default=50.0,
                         help="drop points below this confidence percentile (0-100, default 50)")
     points.add_argument("--conf-absolute", action="store_true",
                         help="read --conf-threshold as an absolute confidence (>= 1) instead of a percentile")
-    points.add_argument("--max-points", type=int, default=1_000_000,
+    points.add_argument("--max-points", type=nonnegative_int, default=1_000_000,
                         help="random subset of at most N points (default 1000000; 0 keeps all)")
-    points.add_argument("--tracks", default=None, metavar="SPEC",
+    points.add_argument("--tracks", default=None, metavar="SPEC", type=tracks_spec,
                         help="also track points from the first image: 'grid' (16x16), 'grid:N', or a file (.npy, "
                              ".txt, .csv) of 'x y' pixels in the first image at its original resolution")
     points.add_argument("--shared-camera", action="store_true",
@@ -97,14 +97,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     output.add_argument("--scene-folder", action="store_true",
                         help="also write scene/, the predictions as a vggt3d scene folder (readable as a dataset)")
     output.add_argument("--no-progress", action="store_true", help="no progress bars")
+    refine_cli.add_arguments(parser)
+    chunk_cli.add_arguments(parser)
 
 
 def _config(value: str | None):
+    """``--config``: a preset name or a config.json; anything else is one line naming the option."""
     if value is None:
         return None
     from vggt3d.config import PRESETS, ModelConfig
 
-    return value if value in PRESETS else ModelConfig.from_json(value)
+    from .options import OptionError
+
+    if value in PRESETS:
+        return value
+    if not Path(value).is_file():
+        raise OptionError(f"--config {value}: neither a preset ({', '.join(sorted(PRESETS))}) nor an existing "
+                          "config.json file")
+    return ModelConfig.from_json(value)
 
 
 def _checkpoint_hint(exc: Exception, weights: str) -> str:
@@ -128,20 +138,22 @@ def _summary(rec, written: dict, out: Path, export_seconds: float) -> str:
     info = rec.info
     t = info["timings"]
     total = t["total"] + export_seconds
-    cut = info["conf_cut"]
-    rule = (f"confidence >= {cut:.4g}" + ("" if info["conf_absolute"]
-                                          else f", the {info['conf_threshold']:g}th percentile"))
+    rule = (f"confidence >= {info['conf_cut']:.4g}" + ("" if info["conf_absolute"] else
+            f", the most confident {100 - info['conf_threshold']:g}% (--conf-threshold {info['conf_threshold']:g})"))
+    subset = info["max_points"] is not None and info["points_candidates"] > len(rec.points)
     lines = [
         f"reconstructed {rec.num_frames} frame{'s' if rec.num_frames != 1 else ''} from {info['input']} "
         f"on {info['device']} ({info['dtype']}, model input {info['model_size'][0]}x{info['model_size'][1]})",
-        f"points: {len(rec.points):,} kept of {info['points_candidates']:,} passing {rule}"
-        + (f" (random subset of --max-points {info['max_points']:,})"
-           if info["max_points"] is not None and info["points_candidates"] > len(rec.points) else ""),
+        (f"points: {len(rec.points):,} kept, a random subset (--max-points) of the "
+         f"{info['points_candidates']:,} pixels with {rule}" if subset
+         else f"points: {len(rec.points):,} kept: every pixel with {rule}"),
         f"time: {total:.1f} s (load {t['load']:.1f}, model {t['model']:.1f}, inference {t['inference']:.1f}, "
         f"points {t['points']:.1f}, export {export_seconds:.1f})",
         f"peak memory: {_format_bytes(info['peak_memory_bytes'])} ({info['peak_memory_kind']}; "
         f"estimated {_format_bytes(info['memory_estimate_bytes'])} for inference)",
     ]
+    lines += refine_cli.summary_lines(info)
+    lines += chunk_cli.summary_lines(info)
     if info["skipped_other"]:
         lines.append(info["skipped_other"])
     if info["skipped_bad"]:
@@ -154,6 +166,17 @@ def _summary(rec, written: dict, out: Path, export_seconds: float) -> str:
     return "\n".join(lines)
 
 
+def _update_peak_memory(rec) -> None:
+    """Read the peak memory again after the export (the exporters may need more than inference did)."""
+    import torch
+
+    from vggt3d.runtime import peak_memory
+
+    peak, kind = peak_memory(torch.device(rec.info["device"]))
+    if peak > rec.info.get("peak_memory_bytes", 0) or kind != rec.info.get("peak_memory_kind"):
+        rec.info["peak_memory_bytes"], rec.info["peak_memory_kind"] = peak, kind
+
+
 def run(args: argparse.Namespace) -> int:
     from vggt3d.config import ConfigError
     from vggt3d.export import OutputExistsError, check_output_dir, parse_formats
@@ -163,30 +186,45 @@ def run(args: argparse.Namespace) -> int:
     from vggt3d.io.video import VideoReadError
     from vggt3d.reconstruct import ReconstructionError, reconstruct
 
+    from .options import OptionError, validate_out
+
     progress = not args.no_progress
     try:
         formats = parse_formats(args.formats)
         if args.scene_folder and "scene_folder" not in formats:
             formats.append("scene_folder")
+        validate_out(args.out, args.inputs + ([args.tracks] if args.tracks and Path(args.tracks).is_file() else []))
         check_output_dir(args.out, args.overwrite)
+        chunk_cli.validate(args)
+        # The exporters need trimesh; importing it lazily during the export would let its import guards
+        # (which catch BaseException) swallow a Ctrl-C there. Import it now, before any work.
+        import trimesh  # noqa: F401
+
         rec = reconstruct(
             args.inputs if len(args.inputs) > 1 else args.inputs[0], model=args.weights, config=_config(args.config),
             device=args.device, dtype=args.dtype, mode=args.mode, points_from=args.points_from,
             conf_threshold=args.conf_threshold, conf_absolute=args.conf_absolute,
             max_points=args.max_points or None, tracks=args.tracks, shared_camera=args.shared_camera, fps=args.fps,
             stride=args.stride, max_frames=args.max_frames, skip_bad=args.skip_bad, max_memory=args.max_memory,
-            progress=progress, seed=args.seed)
+            progress=progress, seed=args.seed, causal=args.causal, **refine_cli.reconstruct_kwargs(args),
+            **chunk_cli.reconstruct_kwargs(args))
         start = time.perf_counter()
         written = rec.save(args.out, formats=formats, overwrite=args.overwrite, progress=progress)
         export_seconds = time.perf_counter() - start
+        _update_peak_memory(rec)
     except CheckpointError as exc:
         log.debug("checkpoint error", exc_info=True)
         print(f"error: {_checkpoint_hint(exc, args.weights)}", file=sys.stderr)
         return 1
     except (InputError, ImageLoadError, VideoReadError, FileNotFoundError, OutputExistsError, ReconstructionError,
-            ConfigError, ValueError) as exc:
+            ConfigError, OptionError, ValueError) as exc:
         log.debug("reconstruction failed", exc_info=True)
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # disk full, permissions, I/O: the output folder is left as it was
+        log.debug("writing the output failed", exc_info=True)
+        print(f"error: cannot write --out {args.out}: {exc.strerror or exc}"
+              + (f" ({exc.filename})" if exc.filename else "") + "; nothing was written", file=sys.stderr)
         return 1
     print(_summary(rec, written, args.out.absolute(), export_seconds))
     return 0
@@ -200,8 +238,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return run(args)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    from vggt3d.cli import run_command
+
+    return run_command(run, args)

@@ -15,20 +15,30 @@ import logging
 import sys
 
 from .features import add_model_arguments, load_prior
+from .options import nonnegative_int, positive_float, positive_int
 
 log = logging.getLogger(__name__)
+
+
+def _quantile(text: str) -> float:
+    from .options import finite_float
+
+    value = finite_float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text!r}")
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="video, image folder, folder of clips, or list file")
     parser.add_argument("--json", default=None, metavar="PATH", help="write the reports as JSON ('-': stdout)")
     parser.add_argument("--no-tracks", action="store_true", help="do not track points (faster)")
-    parser.add_argument("--num-tracks", type=int, default=256, help="grid points of frame 0 to track (default: 256)")
-    parser.add_argument("--rel-tol", type=float, default=0.05, help="relative depth tolerance (default: 0.05)")
-    parser.add_argument("--max-gap", type=int, default=None, help="compare only frames at most this far apart")
-    parser.add_argument("--conf-quantile", type=float, default=0.0,
+    parser.add_argument("--num-tracks", type=positive_int, default=256, help="grid points of frame 0 to track (default: 256)")
+    parser.add_argument("--rel-tol", type=positive_float, default=0.05, help="relative depth tolerance (default: 0.05)")
+    parser.add_argument("--max-gap", type=positive_int, default=None, help="compare only frames at most this far apart")
+    parser.add_argument("--conf-quantile", type=_quantile, default=0.0,
                         help="drop each frame's least confident pixels below this quantile (default: 0)")
-    parser.add_argument("--pixel-stride", type=int, default=2,
+    parser.add_argument("--pixel-stride", type=positive_int, default=2,
                         help="use every N-th pixel (rows and columns) as a source; 1 is exact, 4x slower (default: 2)")
     add_model_arguments(parser)
 

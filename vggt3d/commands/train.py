@@ -48,15 +48,33 @@ def run(args: argparse.Namespace) -> int:
     if args.print_config:
         sys.stdout.write(yaml.safe_dump(cfg.to_dict(), sort_keys=False, default_flow_style=None))
         return 0
-    from vggt3d.training.checkpoint import CheckpointNotFound
+    from vggt3d.data.mixed import DATASETS
+    from vggt3d.training.checkpoint import CheckpointLoadError, CheckpointNotFound
     from vggt3d.training.trainer import Trainer
 
-    trainer = Trainer(cfg)
+    for split in ("train", "val"):  # an unknown name fails here, before the model is built
+        for entry in getattr(cfg.data, split, None) or []:
+            if entry.name not in DATASETS:
+                print(f"vggt3d train: data.{split}: unknown dataset {entry.name!r}; registered: "
+                      f"{', '.join(sorted(DATASETS))}", file=sys.stderr)
+                return 2
+    try:
+        trainer = Trainer(cfg)
+    except (TypeError, ValueError, FileNotFoundError) as e:  # dataset arguments, paths, shapes from the config
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"vggt3d train: cannot set up the run from {args.config or 'the defaults'}: {first}", file=sys.stderr)
+        return 2
     try:
         summary = trainer.fit(resume=args.resume)
     except CheckpointNotFound as e:
         print(f"vggt3d train: cannot resume: {e}", file=sys.stderr)
         return 2
+    except CheckpointLoadError as e:
+        print(f"vggt3d train: cannot resume: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # disk full, permissions while writing checkpoints or logs
+        print(f"vggt3d train: {e.strerror or e}" + (f": {e.filename}" if e.filename else ""), file=sys.stderr)
+        return 1
     if trainer.accelerator.is_main_process:
         print(json.dumps(summary, indent=2, default=str))
     return 0

@@ -16,6 +16,8 @@ images     ``images/``             the frames at original resolution (COLMAP and
 tracks     ``tracks.npz``          numpy (only when tracks were predicted)
 scene_     ``scene/``              :func:`vggt3d.data.scene_folder.read_scene_folder`
 folder                             (on request: not in the defaults)
+preview    ``preview.png``         any image viewer: points and cameras from two
+                                   viewpoints, frames with depth and confidence
 ========== ======================= ==================================================
 
 :func:`save` writes into a temporary directory beside the target and renames
@@ -50,6 +52,7 @@ FORMATS: dict[str, tuple[str, str]] = {
     "splats": ("vggt3d.export.splats", "splats.ply"),
     "tracks": ("vggt3d.export.tracks", "tracks.npz"),
     "scene_folder": ("vggt3d.export.scene_folder", "scene/"),
+    "preview": ("vggt3d.export.preview", "preview.png"),
 }
 #: Written by default (``tracks`` only when the reconstruction has tracks); ``scene_folder`` on request.
 DEFAULT_FORMATS: tuple[str, ...] = tuple(f for f in FORMATS if f != "scene_folder")

@@ -3,19 +3,29 @@
 A reader (or a rerun after a crash) therefore sees either the previous
 complete file or the new complete one, never a half-written one. Temporary
 files are named ``.<name>.tmp`` next to the target, so a rerun overwrites what
-a killed run left behind.
+a killed run left behind. Temporary output directories are named
+``.<name>.tmp-<pid>-<random>`` (and ``.<name>.old-<pid>-<random>`` while an
+old output is swapped out): the next :func:`atomic_output_dir` for the same
+``<name>`` removes those whose process is no longer running
+(:func:`remove_stale_temp_dirs`), so a run killed with SIGKILL leaves nothing
+behind for long.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-__all__ = ["OutputExistsError", "atomic_output_dir", "atomic_write", "atomic_write_text", "check_output_dir", "fsync_dir"]
+__all__ = ["OutputExistsError", "atomic_output_dir", "atomic_write", "atomic_write_text", "check_output_dir",
+           "fsync_dir", "pid_alive", "remove_stale_temp_dirs"]
+
+log = logging.getLogger(__name__)
 
 
 class OutputExistsError(FileExistsError):
@@ -33,6 +43,47 @@ def check_output_dir(out: str | os.PathLike, overwrite: bool = False) -> Path:
     return out
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id runs (on this machine); unknown (no permission) counts as alive."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temp_dirs(out: str | os.PathLike) -> list[Path]:
+    """Remove ``.<name>.tmp-<pid>-*`` / ``.<name>.old-<pid>-*`` beside ``out`` left by processes that died.
+
+    Returns the removed paths. Folders of running processes (including this
+    one) and names without a process id are left alone.
+    """
+    out = Path(out).absolute()
+    pattern = re.compile(rf"^\.{re.escape(out.name)}\.(?:tmp|old)-(\d+)-[^/]*$")
+    removed = []
+    try:
+        entries = list(out.parent.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        match = pattern.match(entry.name)
+        if not match or int(match.group(1)) == os.getpid() or pid_alive(int(match.group(1))):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                entry.unlink()
+        if not entry.exists():
+            log.info("removed %s, left by a run that did not finish", entry)
+            removed.append(entry)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_output_dir(out: str | os.PathLike, overwrite: bool = False) -> Iterator[tuple[Path, Path]]:
     """Yield ``(temporary directory, final path)``; on success the temporary one becomes ``out``.
@@ -47,7 +98,8 @@ def atomic_output_dir(out: str | os.PathLike, overwrite: bool = False) -> Iterat
         created.append(parent)
         parent = parent.parent
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    remove_stale_temp_dirs(out)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
     umask = os.umask(0o022)
     os.umask(umask)
     os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the output is an ordinary directory
@@ -57,7 +109,7 @@ def atomic_output_dir(out: str | os.PathLike, overwrite: bool = False) -> Iterat
         old = None
         if out.is_dir():
             if any(out.iterdir()):
-                old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+                old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-{os.getpid()}-", dir=out.parent))
                 os.replace(out, old / out.name)
             else:
                 out.rmdir()

@@ -1,4 +1,4 @@
-"""Image loading for the model: decode, resize to a multiple of 14, crop or pad, batch.
+"""Image loading for the model: decode, resize to a multiple of the patch size, crop or pad, batch.
 
 Reproduces the original VGGT loader (``load_and_preprocess_images``) exactly for
 8-bit images, and records per image how model pixels map back to the original
@@ -37,8 +37,12 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+#: default patch size (VGGT-1B); pass the model's ``config.patch_size`` (16 for VGGT-Omega)
 PATCH_SIZE = 14
-MODES = ("crop", "pad")
+#: ``crop``/``pad``: VGGT-1B's loader (width / longer side = size); ``balanced``/``max_size``: VGGT-Omega's
+#: (about (size/p)^2 patches / longer side = size, after cropping aspect ratios beyond 1:2)
+MODES = ("crop", "pad", "balanced", "max_size")
+OMEGA_MODES = ("balanced", "max_size")
 PathLike = str | os.PathLike
 _SIXTEEN_BIT_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N")
 _ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
@@ -52,10 +56,12 @@ class ImageLoadError(ValueError):
 class ImageTransform:
     """Where one original image sits inside the model input.
 
-    Convention: pixel centres at integers; ``u_model = (u_orig + 0.5) * scale_x - 0.5
-    + offset_x`` and ``v_model = (v_orig + 0.5) * scale_y - 0.5 + offset_y``, where
-    ``scale = resized / original`` and the offset is negative for a crop and
-    positive for padding.
+    Convention: pixel centres at integers; ``u_model = (u_orig - crop_x + 0.5) * scale_x
+    - 0.5 + offset_x`` and ``v_model = (v_orig - crop_y + 0.5) * scale_y - 0.5 +
+    offset_y``, where ``scale = resized / cropped`` and the offset is negative for a
+    crop after resizing and positive for padding. ``crop_*`` is a crop of the
+    original *before* resizing (VGGT-Omega's aspect-ratio crop; 0 = none, the
+    width/height 0 = the whole image).
     """
 
     original_width: int
@@ -66,14 +72,18 @@ class ImageTransform:
     offset_y: int  # model y of the resized image's top edge (negative when cropped)
     model_width: int
     model_height: int
+    crop_x: int = 0  # left edge of the kept part of the original (before resizing)
+    crop_y: int = 0
+    crop_width: int = 0  # 0: the whole original width
+    crop_height: int = 0
 
     @property
     def scale_x(self) -> float:
-        return self.resized_width / self.original_width
+        return self.resized_width / (self.crop_width or self.original_width)
 
     @property
     def scale_y(self) -> float:
-        return self.resized_height / self.original_height
+        return self.resized_height / (self.crop_height or self.original_height)
 
     @property
     def content_box_xyxy(self) -> tuple[int, int, int, int]:
@@ -86,7 +96,8 @@ class ImageTransform:
     def _affine(self) -> tuple[list[float], list[float]]:
         """``(scale, shift)`` so that ``uv_model = uv_orig * scale + shift`` (x, y)."""
         scale = [self.scale_x, self.scale_y]
-        shift = [0.5 * scale[0] - 0.5 + self.offset_x, 0.5 * scale[1] - 0.5 + self.offset_y]
+        shift = [(0.5 - self.crop_x) * scale[0] - 0.5 + self.offset_x,
+                 (0.5 - self.crop_y) * scale[1] - 0.5 + self.offset_y]
         return scale, shift
 
     def original_to_model_points(self, uv: Any) -> Any:
@@ -137,7 +148,7 @@ class ImageTransform:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ImageTransform:
         """Inverse of :meth:`to_dict` (derived keys are ignored)."""
-        return cls(**{f.name: int(data[f.name]) for f in fields(cls)})
+        return cls(**{f.name: int(data[f.name]) for f in fields(cls) if f.name in data})
 
 
 def _as_float(value: Any, name: str, trailing: tuple[int, ...]) -> Any:
@@ -170,10 +181,15 @@ def _open_image(path: Path, exif_transpose: bool) -> Image.Image:
         raise FileNotFoundError(errno.ENOENT, f"image file not found: {path}", str(path))
     if path.is_dir():
         raise ImageLoadError(f"{path} is a directory, not an image file; pass the image files inside it")
+    if not path.is_file():  # opening a FIFO blocks forever, a device never ends
+        raise ImageLoadError(f"{path} is not a regular file (a pipe, socket or device); pass image files")
     try:
         with Image.open(path) as opened:
             opened.load()
             image = opened.copy()
+    except Image.DecompressionBombError as exc:  # pixel count over Pillow's limit: refuse before decoding
+        raise ImageLoadError(f"{path} is too large to decode safely ({exc}); downscale it, or leave it out "
+                             "(--skip-bad)") from exc
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise ImageLoadError(
             f"cannot read {path} as an image ({exc}); check that the file is a complete image in a format "
@@ -210,22 +226,69 @@ def _decode_colour(image: Image.Image, path: Path) -> Image.Image:
         ) from exc
 
 
-def _resized_size(width: int, height: int, mode: str, size: int) -> tuple[int, int]:
-    """``(width, height)`` after resizing: a multiple of 14 with the aspect ratio kept.
+def _resized_size(width: int, height: int, mode: str, size: int, patch: int = PATCH_SIZE) -> tuple[int, int]:
+    """``(width, height)`` after resizing: a multiple of the patch size ``p`` with the aspect ratio kept.
 
     ``crop``: width = size; ``pad``: the longer side = size. The other side is
-    ``round(side * size / long / 14) * 14`` (Python rounding, as the original),
-    but at least 14.
+    ``round(side * size / long / p) * p`` (Python rounding, as the original),
+    but at least ``p``.
     """
     if mode == "pad" and height > width:
-        return max(PATCH_SIZE, round(width * (size / height) / PATCH_SIZE) * PATCH_SIZE), size
-    return size, max(PATCH_SIZE, round(height * (size / width) / PATCH_SIZE) * PATCH_SIZE)
+        return max(patch, round(width * (size / height) / patch) * patch), size
+    return size, max(patch, round(height * (size / width) / patch) * patch)
 
 
-def _process_one(image: Image.Image, mode: str, size: int) -> tuple[np.ndarray, ImageTransform]:
-    """Resize, then crop (``crop``) or pad to ``size x size`` (``pad``): ``[3, H, W]`` float32."""
+def _aspect_crop(width: int, height: int) -> tuple[int, int, int, int]:
+    """VGGT-Omega's centred crop of aspect ratios beyond 1:2: ``(left, top, kept width, kept height)``.
+
+    ``a = height / width``; ``a < 0.5`` keeps ``min(W, max(1, round(H / 0.5)))``
+    columns from ``(W - cw) // 2``, ``a > 2`` keeps ``min(H, max(1, round(2 W)))``
+    rows from ``(H - ch) // 2`` (``round`` half to even, as Python's).
+    """
+    aspect = height / width
+    if aspect < 0.5:
+        kept = min(width, max(1, round(height / 0.5)))
+        return (width - kept) // 2, 0, kept, height
+    if aspect > 2:
+        kept = min(height, max(1, round(width * 2)))
+        return 0, (height - kept) // 2, width, kept
+    return 0, 0, width, height
+
+
+def _omega_size(width: int, height: int, mode: str, size: int, patch: int) -> tuple[int, int]:
+    """``(width, height)`` of VGGT-Omega's ``balanced`` or ``max_size`` resize of a (cropped) image.
+
+    ``balanced``: about ``T = (size / p)^2`` patches: ``w_p = sqrt(T / a)``,
+    ``h_p = T / w_p`` (from the unrounded ``w_p``), each rounded, at least 1;
+    the size is ``(p w_p, p h_p)``. ``max_size``: the longer side is ``size``,
+    the other ``max(p, round(size * ratio / p) * p)``.
+    """
+    aspect = height / width
+    if mode == "balanced":
+        tokens = (size / patch) ** 2
+        w_p = (tokens / aspect) ** 0.5
+        h_p = tokens / w_p
+        return patch * max(1, round(w_p)), patch * max(1, round(h_p))
+    if aspect >= 1:
+        return max(patch, round(size / aspect / patch) * patch), size
+    return size, max(patch, round(size * aspect / patch) * patch)
+
+
+def _process_one(image: Image.Image, mode: str, size: int, patch: int = PATCH_SIZE
+                 ) -> tuple[np.ndarray, ImageTransform]:
+    """Resize, then crop (``crop``) or pad to ``size x size`` (``pad``): ``[3, H, W]`` float32.
+
+    ``balanced`` / ``max_size`` (VGGT-Omega): crop extreme aspect ratios, then resize; no crop or pad after.
+    """
     width, height = image.size
-    new_width, new_height = _resized_size(width, height, mode, size)
+    box = (0, 0, width, height)
+    if mode in OMEGA_MODES:
+        box = _aspect_crop(width, height)
+        if box != (0, 0, width, height):
+            image = image.crop((box[0], box[1], box[0] + box[2], box[1] + box[3]))
+        new_width, new_height = _omega_size(box[2], box[3], mode, size, patch)
+    else:
+        new_width, new_height = _resized_size(width, height, mode, size, patch)
     resized = image.resize((new_width, new_height), Image.Resampling.BICUBIC)
     if resized.mode == "F":
         gray = np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)  # [H, W]
@@ -240,7 +303,10 @@ def _process_one(image: Image.Image, mode: str, size: int) -> tuple[np.ndarray, 
         offset_y, offset_x = (size - new_height) // 2, (size - new_width) // 2
         pixels = _place(pixels, size, size, offset_y, offset_x)  # [3, size, size]
     model_height, model_width = pixels.shape[1:]
-    transform = ImageTransform(width, height, new_width, new_height, offset_x, offset_y, model_width, model_height)
+    crop = dict(crop_x=box[0], crop_y=box[1], crop_width=box[2], crop_height=box[3]) \
+        if box != (0, 0, width, height) else {}
+    transform = ImageTransform(width, height, new_width, new_height, offset_x, offset_y, model_width, model_height,
+                               **crop)
     return pixels, transform
 
 
@@ -251,21 +317,23 @@ def _place(pixels: np.ndarray, height: int, width: int, top: int, left: int) -> 
     return canvas
 
 
-def _check_arguments(paths: Any, mode: str, size: int) -> list[Path]:
+def _check_arguments(paths: Any, mode: str, size: int, patch: int = PATCH_SIZE) -> list[Path]:
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
     paths = [Path(os.fspath(p)) for p in paths]
     if not paths:
         raise ValueError("paths is empty: at least one image path is required")
-    _check_mode_and_size(mode, size)
+    _check_mode_and_size(mode, size, patch)
     return paths
 
 
-def _check_mode_and_size(mode: str, size: int) -> None:
+def _check_mode_and_size(mode: str, size: int, patch: int = PATCH_SIZE) -> None:
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(repr(m) for m in MODES)}, got {mode!r}")
-    if isinstance(size, bool) or not isinstance(size, int) or size <= 0 or size % PATCH_SIZE:
-        raise ValueError(f"size must be a positive multiple of {PATCH_SIZE} (the patch size), got {size!r}")
+    if isinstance(patch, bool) or not isinstance(patch, int) or patch <= 0:
+        raise ValueError(f"patch_size must be a positive integer, got {patch!r}")
+    if isinstance(size, bool) or not isinstance(size, int) or size <= 0 or size % patch:
+        raise ValueError(f"size must be a positive multiple of {patch} (the patch size), got {size!r}")
 
 
 def preprocess_images(
@@ -273,10 +341,12 @@ def preprocess_images(
     mode: Literal["crop", "pad"] = "crop",
     size: int = 518,
     exif_transpose: bool = True,
+    patch_size: int = PATCH_SIZE,
 ) -> PreprocessedImages:
     """Load image files into a model-ready batch, recording each image's geometry.
 
-    Convention: RGB in [0, 1], ``[S, 3, H, W]``; H and W are multiples of 14.
+    Convention: RGB in [0, 1], ``[S, 3, H, W]``; H and W are multiples of
+    ``patch_size`` (the model's ``config.patch_size``: 14 for VGGT-1B).
     ``crop``: width ``size``, height keeps the aspect ratio and is centre-cropped
     to ``size`` when taller. ``pad``: the longer side is ``size`` and the image is
     centred on a white ``size x size`` canvas. Images of different sizes are each
@@ -285,7 +355,7 @@ def preprocess_images(
     Args:
         paths: image files (a single path is accepted too).
         mode: ``"crop"`` or ``"pad"``.
-        size: target width (crop) or longer side (pad); a positive multiple of 14.
+        size: target width (crop) or longer side (pad); a positive multiple of ``patch_size``.
         exif_transpose: apply the EXIF orientation tag (as viewers do).
 
     Raises:
@@ -293,11 +363,11 @@ def preprocess_images(
         FileNotFoundError: a path does not exist.
         ImageLoadError: a file cannot be decoded as an image.
     """
-    path_list = _check_arguments(paths, mode, size)
+    path_list = _check_arguments(paths, mode, size, patch_size)
     processed = []
     for path in path_list:
         image = _decode_colour(_open_image(path, exif_transpose), path)
-        processed.append(_process_one(image, mode, size))
+        processed.append(_process_one(image, mode, size, patch_size))
     return _stack(processed, [str(p) for p in path_list])
 
 
@@ -323,13 +393,14 @@ def load_images(
     mode: Literal["crop", "pad"] = "crop",
     size: int = 518,
     exif_transpose: bool = True,
+    patch_size: int = PATCH_SIZE,
 ) -> Tensor:
     """Load image files as a ``[S, 3, H, W]`` float32 RGB batch in [0, 1].
 
     Convention: as :func:`preprocess_images` (which also returns the per-image
     transforms back to original pixels).
     """
-    return preprocess_images(paths, mode=mode, size=size, exif_transpose=exif_transpose).images
+    return preprocess_images(paths, mode=mode, size=size, exif_transpose=exif_transpose, patch_size=patch_size).images
 
 
 def open_image(path: PathLike, exif_transpose: bool = True) -> Image.Image:
@@ -352,6 +423,7 @@ def preprocess_pil_images(
     mode: Literal["crop", "pad"] = "crop",
     size: int = 518,
     names: Sequence[str] | None = None,
+    patch_size: int = PATCH_SIZE,
 ) -> PreprocessedImages:
     """:func:`preprocess_images` for images already in memory (video frames, :func:`open_image` results).
 
@@ -363,11 +435,11 @@ def preprocess_pil_images(
         ValueError: no images, unknown ``mode``, bad ``size``, or ``names`` of another length.
         ImageLoadError: an image cannot be converted to RGB.
     """
-    _check_mode_and_size(mode, size)
+    _check_mode_and_size(mode, size, patch_size)
     processed, labels = [], []
     for index, image in enumerate(images):
         label = names[index] if names is not None and index < len(names) else f"image_{index:04d}"
-        processed.append(_process_one(_decode_colour(image, Path(label)), mode, size))
+        processed.append(_process_one(_decode_colour(image, Path(label)), mode, size, patch_size))
         labels.append(label)
     if not processed:
         raise ValueError("images is empty: at least one image is required")

@@ -4,7 +4,10 @@ What each input form means:
 
 - a folder: its image files (not sub-folders, not hidden files), in natural
   sort order (``img2`` before ``img10``); other files are skipped and counted;
-- a glob (``"shots/*.jpg"``, ``"**"`` recursive): the matching image files, natural order;
+- a glob (``"shots/*.jpg"``, ``"**"`` recursive): the matching image files, natural order; the walk
+  stays under the pattern's fixed leading folder and does not follow symbolic links to folders (a
+  link loop cannot multiply the frames, nor lead out of the folder); hidden names match only a
+  pattern part that starts with ``.``, as in the shell;
 - a list of files (several arguments): taken as given, in the given order; a
   file with an unusual suffix is still tried as an image;
 - a ``.txt`` file: one path per line (relative to the text file; ``#`` comments);
@@ -18,10 +21,11 @@ batch with unique output names.
 
 from __future__ import annotations
 
-import glob
+import fnmatch
 import logging
 import os
 import re
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,9 +35,9 @@ import numpy as np
 from PIL import Image
 
 from .images import ImageLoadError, PreprocessedImages, open_image, preprocess_pil_images
-from .video import VIDEO_SUFFIXES, VideoFrames, is_video, read_video
+from .video import VIDEO_SUFFIXES, VideoFrames, check_sampling, is_video, read_video
 
-__all__ = ["IMAGE_SUFFIXES", "InputError", "Inputs", "LoadedFrames", "discover_inputs", "is_image_path",
+__all__ = ["IMAGE_SUFFIXES", "InputError", "Inputs", "LoadedFrames", "discover_inputs", "glob_files", "is_image_path",
            "load_frames", "natural_sort_key"]
 
 log = logging.getLogger(__name__)
@@ -101,8 +105,48 @@ def _from_folder(folder: Path) -> Inputs:
     return Inputs("images", images, others, f"folder {folder} ({len(images)} images)")
 
 
+def _match_parts(pattern: list[str], parts: list[str]) -> bool:
+    """Shell-style match of path parts against pattern parts; ``**`` spans zero or more folders."""
+    if not pattern:
+        return not parts
+    head = pattern[0]
+    if head == "**":
+        return any(_match_parts(pattern[1:], parts[i:]) for i in range(len(parts) + 1)
+                   if not any(p.startswith(".") for p in parts[:i]))
+    if not parts or (parts[0].startswith(".") and not head.startswith(".")):
+        return False
+    return fnmatch.fnmatchcase(parts[0], head) and _match_parts(pattern[1:], parts[1:])
+
+
+def glob_files(pattern: str) -> list[Path]:
+    """Files matching a shell pattern (``*``, ``?``, ``[...]``, ``**``), without following folder links.
+
+    The walk starts at the pattern's fixed leading folder and never leaves it
+    through a symbolic link to a folder; links to files are kept.
+    """
+    parts = list(Path(os.path.expanduser(pattern)).parts)
+    fixed = 0
+    while fixed < len(parts) and not _GLOB_CHARS.search(parts[fixed]):
+        fixed += 1
+    root = os.path.join(*parts[:fixed]) if fixed else "."
+    rest = parts[fixed:]
+    if not rest:
+        return [Path(root)] if os.path.isfile(root) else []
+    max_depth = None if "**" in rest else len(rest) - 1
+    found = []
+    for folder, dirnames, filenames in os.walk(root, followlinks=False):
+        relative = os.path.relpath(folder, root)
+        rel_parts = [] if relative == "." else relative.split(os.sep)
+        if max_depth is not None and len(rel_parts) >= max_depth:
+            dirnames[:] = []
+        for name in filenames:
+            if _match_parts(rest, rel_parts + [name]):
+                found.append(Path(folder) / name if fixed or relative != "." else Path(name))
+    return found
+
+
 def _from_glob(pattern: str) -> Inputs:
-    matches = sorted((Path(p) for p in glob.glob(os.path.expanduser(pattern), recursive=True)), key=natural_sort_key)
+    matches = sorted(glob_files(pattern), key=natural_sort_key)
     files = [p for p in matches if p.is_file()]
     images, others = _split(files)
     if not images:
@@ -130,6 +174,9 @@ def _from_files(files: list[Path]) -> Inputs:
     folders = [p for p in files if p.is_dir()]
     if folders:
         raise InputError(f"{folders[0]} is a folder; pass either one folder or a list of image files, not both")
+    special = [p for p in files if not stat.S_ISREG(p.stat().st_mode)]
+    if special:  # opening a FIFO blocks forever; a device never ends
+        raise InputError(f"{special[0]} is not a regular file (a pipe, socket or device); pass image files")
     videos = [p for p in files if is_video(p)]
     if videos:
         raise InputError(f"{videos[0]} is a video; pass a single video on its own, not in a list with other files")
@@ -156,6 +203,9 @@ def discover_inputs(inputs: PathLike | Sequence[PathLike]) -> Inputs:
     path = Path(os.path.expanduser(text))
     if path.is_dir():
         return _from_folder(path)
+    if path.exists() and not path.is_file():
+        raise InputError(f"{text} is not a regular file (a pipe, socket or device); pass image files, a folder "
+                         "or a video file")
     if path.is_file():
         if is_video(path):
             return Inputs("video", [path], [], f"video {path}")
@@ -200,7 +250,7 @@ def _unique_names(names: list[str]) -> list[str]:
 
 
 def _load_files(inputs: Inputs, mode: str, size: int, stride: int, max_frames: int | None, skip_bad: bool,
-                progress: bool) -> LoadedFrames:
+                progress: bool, patch_size: int = 14) -> LoadedFrames:
     from tqdm.auto import tqdm
 
     paths = inputs.paths[::stride]
@@ -224,25 +274,25 @@ def _load_files(inputs: Inputs, mode: str, size: int, stride: int, max_frames: i
             yield image
 
     try:
-        batch = preprocess_pil_images(decoded(), mode=mode, size=size)
+        batch = preprocess_pil_images(decoded(), mode=mode, size=size, patch_size=patch_size)
     except ValueError as exc:
         if kept or not bad:
             raise
         raise ImageLoadError(f"none of the {len(bad)} images could be read; the first: {bad[0][1]}") from exc
     batch.paths = [str(p) for p in kept]
     if inputs.skipped:
-        log.info("%s", inputs.skipped_message())
+        log.debug("%s", inputs.skipped_message())  # the summary prints it once
     return LoadedFrames(batch, _unique_names([p.name for p in kept]), [str(p) for p in kept], list(kept),
                         inputs.description, bad, inputs.skipped_message())
 
 
 def _from_memory(images: Sequence[Any], mode: str, size: int, description: str, names: list[str] | None = None,
-                 sources: list[str] | None = None, **extra: Any) -> LoadedFrames:
+                 sources: list[str] | None = None, patch_size: int = 14, **extra: Any) -> LoadedFrames:
     pil = [im if isinstance(im, Image.Image) else _array_to_image(im) for im in images]
     if not pil:
         raise InputError(f"no frames to reconstruct from ({description})")
     names = names or [f"image_{i:04d}.png" for i in range(len(pil))]
-    batch = preprocess_pil_images(pil, mode=mode, size=size, names=names)
+    batch = preprocess_pil_images(pil, mode=mode, size=size, names=names, patch_size=patch_size)
     return LoadedFrames(batch, names, sources or ["<memory>"] * len(pil), pil, description, **extra)
 
 
@@ -260,35 +310,38 @@ def _array_to_image(array: Any) -> Image.Image:
 
 def load_frames(inputs: Any, mode: Literal["crop", "pad"] = "crop", size: int = 518, fps: float | None = None,
                 stride: int = 1, max_frames: int | None = None, skip_bad: bool = False,
-                progress: bool = False) -> LoadedFrames:
+                progress: bool = False, patch_size: int = 14) -> LoadedFrames:
     """Decode ``inputs`` into a model batch: paths (see :func:`discover_inputs`), PIL images or arrays, or
     :class:`~vggt3d.io.video.VideoFrames`.
 
     Sampling: every ``stride``-th frame, then at most ``max_frames``; ``fps`` (videos
     only) first keeps at most that many frames per second. ``skip_bad`` leaves
-    unreadable images out with a warning instead of raising.
+    unreadable images out with a warning instead of raising. ``patch_size``: the
+    model's (14 VGGT-1B, 16 VGGT-Omega); model sizes are multiples of it.
 
     Raises:
         InputError, ImageLoadError, vggt3d.io.video.VideoReadError, FileNotFoundError.
     """
+    check_sampling(fps, stride, max_frames)
     if isinstance(inputs, VideoFrames):
         keep = list(range(len(inputs)))[::stride][:max_frames]
         indices = [inputs.indices[k] if k < len(inputs.indices) else k for k in keep]
         return _from_memory([inputs.frames[k] for k in keep], mode, size, f"video {inputs.path} ({len(keep)} frames)",
                             names=[f"frame_{i:06d}.png" for i in indices],
                             sources=[f"{inputs.path}#frame={i}" for i in indices], indices=indices,
-                            timestamps=[inputs.timestamps[k] for k in keep] if inputs.timestamps else None)
+                            timestamps=[inputs.timestamps[k] for k in keep] if inputs.timestamps else None,
+                            patch_size=patch_size)
     if isinstance(inputs, Image.Image | np.ndarray):
         inputs = [inputs]
     if isinstance(inputs, Sequence) and not isinstance(inputs, str) and inputs and all(
             isinstance(x, Image.Image | np.ndarray) for x in inputs):
         frames = list(inputs)[::stride][:max_frames]
-        return _from_memory(frames, mode, size, f"{len(frames)} images in memory")
+        return _from_memory(frames, mode, size, f"{len(frames)} images in memory", patch_size=patch_size)
     found = discover_inputs(inputs)
     if found.kind == "images":
         if fps is not None:
             log.warning("fps applies to videos only; ignored for %s", found.description)
-        return _load_files(found, mode, size, stride, max_frames, skip_bad, progress)
+        return _load_files(found, mode, size, stride, max_frames, skip_bad, progress, patch_size)
     from tqdm.auto import tqdm
 
     path = found.paths[0]
@@ -298,4 +351,4 @@ def load_frames(inputs: Any, mode: Literal["crop", "pad"] = "crop", size: int = 
     return _from_memory(video.frames, mode, size, f"video {path} ({len(video)} frames)",
                         names=[f"frame_{i:06d}.png" for i in video.indices],
                         sources=[f"{path}#frame={i}" for i in video.indices],
-                        timestamps=list(video.timestamps), indices=list(video.indices))
+                        timestamps=list(video.timestamps), indices=list(video.indices), patch_size=patch_size)

@@ -9,7 +9,10 @@ presentation timestamp in seconds.
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -79,6 +82,20 @@ def video_fps(path: str | os.PathLike) -> float | None:
     return float(rate) if rate else None
 
 
+def check_sampling(fps: float | None = None, stride: int = 1, max_frames: int | None = None) -> None:
+    """Raise ``ValueError`` unless ``fps`` is finite and > 0 (or None), ``stride`` >= 1, ``max_frames`` >= 1 (or None).
+
+    ``max_frames=0`` is an error, not "no limit" (that is ``None``).
+    """
+    if isinstance(stride, bool) or not isinstance(stride, numbers.Integral) or stride < 1:
+        raise ValueError(f"stride must be an integer >= 1, got {stride!r}")
+    if fps is not None and not (isinstance(fps, numbers.Real) and math.isfinite(fps) and fps > 0):
+        raise ValueError(f"fps must be a finite number > 0, got {fps!r}")
+    if max_frames is not None and (isinstance(max_frames, bool) or not isinstance(max_frames, numbers.Integral)
+                                   or max_frames < 1):
+        raise ValueError(f"max_frames must be an integer >= 1 or None (no limit), got {max_frames!r}")
+
+
 def read_video(path: str | os.PathLike, fps: float | None = None, stride: int = 1,
                max_frames: int | None = None) -> VideoFrames:
     """Decode and sample frames of ``path``.
@@ -89,14 +106,15 @@ def read_video(path: str | os.PathLike, fps: float | None = None, stride: int = 
     :class:`VideoReadError` for a missing, unreadable or frameless video.
     """
     path = str(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"video file {path} does not exist")
-    if stride < 1:
-        raise ValueError(f"stride must be >= 1, got {stride}")
-    if fps is not None and fps <= 0:
-        raise ValueError(f"fps must be positive, got {fps}")
-    if max_frames is not None and max_frames < 1:
-        raise ValueError(f"max_frames must be >= 1, got {max_frames}")
+    check_sampling(fps, stride, max_frames)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise FileNotFoundError(f"video file {path} does not exist") from None
+    except OSError as e:
+        raise VideoReadError(f"cannot open video {path}: {e.strerror or e}") from None
+    if not stat.S_ISREG(mode):  # a FIFO or device would block or never end
+        raise VideoReadError(f"{path} is not a regular file (a pipe, device or folder); pass a video file")
     out = VideoFrames(path=path, fps=video_fps(path))
     next_time = 0.0
     kept_by_rate = 0

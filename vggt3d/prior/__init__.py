@@ -8,7 +8,8 @@
 - :func:`alignment_loss` / :class:`FeatureProjector`: align another network's
   features to the prior's (:mod:`.alignment`);
 - :func:`consistency` / :func:`consistency_from_geometry`: the 3D-consistency
-  score of a clip (:mod:`.scoring`);
+  score of a clip (:mod:`.scoring`); :class:`OnlineScorer`: the same score
+  causally, frame by frame, for world-model rollouts (:mod:`.online`);
 - :func:`export_prior`: a ``torch.export`` program for fixed clip sizes (:mod:`.export`).
 
 The guide is ``docs/geometry_prior.md``. Imports are lazy.
@@ -31,6 +32,7 @@ _LAZY = {
     "consistency": "vggt3d.prior.scoring",
     "consistency_from_geometry": "vggt3d.prior.scoring",
     "ConsistencyReport": "vggt3d.prior.scoring",
+    "OnlineScorer": "vggt3d.prior.online",
     "export_prior": "vggt3d.prior.export",
     "export_onnx": "vggt3d.prior.export",
 }

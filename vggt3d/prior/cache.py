@@ -116,6 +116,12 @@ class FeatureCacheWriter:
             "cameras": cameras,
             "sampling": dict(sampling or {}),
         }
+        if getattr(prior, "causal", False):  # only then, so caches made before causal priors keep their key
+            cfg = prior.stream_config
+            self.settings["causal"] = True
+            self.settings["stream"] = None if cfg is None else {
+                "max_frames": cfg.max_frames, "max_memory_mb": cfg.max_memory_mb, "recent": cfg.recent,
+                "keyframe_interval": cfg.keyframe_interval}
         self.settings_key = hashlib.sha1(json.dumps(self.settings, sort_keys=True).encode()).hexdigest()[:16]
         self.root.mkdir(parents=True, exist_ok=True)
         self._check_settings()

@@ -10,7 +10,8 @@ Typical use (world-model training, feature caching, scoring generated video)::
 Resizing: every frame is resized as a whole (bilinear, antialiased; no crop, no
 padding) so that its longer side is ``resolution`` pixels (518 for VGGT-1B)
 and the shorter side keeps the aspect ratio, rounded to a multiple of the
-patch size (14); ``resolution=(H', W')`` fixes the size. The mapping between
+patch size (``config.patch_size``: 14 for VGGT-1B, 16 for VGGT-Omega);
+``resolution=(H', W')`` fixes the size. The mapping between
 patches and the caller's pixels is in :mod:`vggt3d.prior.features`.
 
 Long clips: with ``window=N`` the clip is processed in windows of ``N`` frames
@@ -35,12 +36,14 @@ from ..geometry import pose_encoding_to_cameras
 from ..hub import DEFAULT_REPO
 from ..model import VGGT3D
 from .features import GeometryFeatures
-from .windows import plan_windows
+from ..stream.cache import StreamConfig
+from .windows import Window, plan_windows
 
 __all__ = ["GeometryPrior", "model_input_size"]
 
 
-def model_input_size(height: int, width: int, resolution: int | tuple[int, int], patch_size: int = 14) -> tuple[int, int]:
+def model_input_size(height: int, width: int, resolution: int | tuple[int, int], patch_size: int = 14
+                     ) -> tuple[int, int]:
     """``(H', W')`` the model sees for a frame of ``(height, width)`` pixels.
 
     Convention: an ``int`` resolution is the longer side (a multiple of
@@ -67,7 +70,7 @@ class GeometryPrior(nn.Module):
         layers: aggregator layers to return (negative counts from the end);
             default: the layers the dense heads read (``4, 11, 17, 23`` for VGGT-1B).
         resolution: longer side of the model input in pixels, or ``(H', W')``;
-            default ``model.config.img_size`` (518).
+            default :meth:`ModelConfig.default_resolution` (518 for VGGT-1B, 512 for VGGT-Omega).
         window: frames per model call for long clips (``None``: one pass).
         overlap: frames (besides the anchor) shared by consecutive windows.
         differentiable: default of ``forward(grad=...)``: when true, gradients
@@ -75,6 +78,14 @@ class GeometryPrior(nn.Module):
         frozen: ``requires_grad=False`` on the weights and the model kept in
             eval mode even when a parent module calls ``.train()``.
         model_id: a name for the weights, recorded in cached features.
+        causal: frame t's features and geometry depend on frames ``0..t``
+            only (``model(..., causal=True)``; ``docs/world_models.md``). With
+            ``window=None`` one causal pass; with ``window=N`` (or ``stream``)
+            the clip is streamed through a key/value cache of at most N frames
+            (frame 0, the N/2 newest frames and keyframes every N/4 frames;
+            pushes of N/4 frames), so long clips run in bounded memory.
+        stream: the cache budget and eviction policy of a causal stream
+            (:class:`vggt3d.stream.StreamConfig`), instead of the one ``window`` implies.
 
     ``forward`` runs under ``torch.no_grad`` unless asked otherwise. On CUDA the
     aggregator runs under bf16 (fp16 where bf16 is unsupported) autocast, on CPU
@@ -83,10 +94,23 @@ class GeometryPrior(nn.Module):
 
     def __init__(self, model: VGGT3D, layers: Sequence[int] | None = None, *,
                  resolution: int | tuple[int, int] | None = None, window: int | None = None, overlap: int = 0,
-                 differentiable: bool = False, frozen: bool = True, model_id: str | None = None) -> None:
+                 differentiable: bool = False, frozen: bool = True, model_id: str | None = None,
+                 causal: bool = False, stream: StreamConfig | None = None) -> None:
         super().__init__()
         if not isinstance(model, VGGT3D):
             raise TypeError(f"model must be a vggt3d.VGGT3D, got {type(model).__name__}")
+        if causal:
+            model.check_causal()
+            if overlap:
+                raise ValueError("overlap applies to bidirectional windows; a causal prior streams long clips through "
+                                 "a key/value cache (frame 0, recent frames, keyframes) instead: leave overlap at 0")
+        elif stream is not None:
+            raise ValueError("stream (a StreamConfig) needs causal=True")
+        self.causal = causal
+        if causal and stream is None and window is not None:
+            stream = StreamConfig(max_frames=max(2, window), recent=max(1, window // 2),
+                                  keyframe_interval=max(1, window // 4))
+        self.stream_config = stream
         self.model = model
         depth = model.config.aggregator.depth
         layers = list(model.config.dense_head.layers) if layers is None else [int(i) for i in layers]
@@ -94,7 +118,7 @@ class GeometryPrior(nn.Module):
         if bad or not layers:
             raise ValueError(f"layers {layers} must be a non-empty list of aggregator layers in [-{depth}, {depth})")
         self.layers = sorted({i % depth for i in layers})
-        self.resolution = model.config.img_size if resolution is None else resolution
+        self.resolution = model.config.default_resolution() if resolution is None else resolution
         model_input_size(1, 1, self.resolution, model.config.patch_size)  # validates the resolution
         if window is not None:
             plan_windows(window + 1, window, overlap)  # validates window and overlap
@@ -197,18 +221,20 @@ class GeometryPrior(nn.Module):
         B, T, _, H, W = frames.shape
         grad = self.differentiable if grad is None else grad
         heads = heads or query_points is not None
+        if self.stream_config is not None:
+            return self._forward_stream(frames, heads, query_points, grad, progress)
         with torch.set_grad_enabled(grad):
             images = self.resize(frames.to(self.device))  # [B, T, 3, H', W']
             Hm, Wm = images.shape[-2:]
             windows = plan_windows(T, self.window, self.overlap)
             need = set(self.layers) | (set(self._head_layers(query_points is not None)) if heads else set())
-            start = self.model.aggregator.patch_start_idx
             parts: dict[int, list[Tensor]] = {i: [] for i in self.layers}
             head_parts: list[dict[str, Tensor]] = []
             anchor_depth = None
             for k, win in enumerate(windows):
                 sub = images[:, list(win.frames)]  # [B, S, 3, H', W']
-                tokens = self.model.forward_intermediates(sub.to(self.dtype), sorted(need))  # {i: [B, S, P, 2C]}
+                tokens = self.model.forward_intermediates(sub.to(self.dtype), sorted(need),
+                                                          causal=self.causal)  # {i: [B, S, P, 2C]}
                 owned = [win.position(t) for t in win.owned]
                 for i in self.layers:
                     parts[i].append(tokens[i][:, owned])  # [B, s, P, 2C]
@@ -222,6 +248,15 @@ class GeometryPrior(nn.Module):
                 del tokens
                 if progress is not None:
                     progress(len(win.owned))
+        return self._features(parts, head_parts, windows, (B, T, H, W), (Hm, Wm))
+
+    def _features(self, parts: dict[int, list[Tensor]], head_parts: list[dict[str, Tensor]], windows: list,
+                  shape: tuple[int, int, int, int], model_size: tuple[int, int]) -> GeometryFeatures:
+        """Assemble :class:`GeometryFeatures` from each window's (or push's) tokens and head outputs."""
+        B, T, H, W = shape
+        Hm, Wm = model_size
+        start = self.model.aggregator.patch_start_idx
+        heads = bool(head_parts)
         h, w = Hm // self.model.config.patch_size, Wm // self.model.config.patch_size
         patch, camera, registers = {}, {}, {}
         for i in self.layers:
@@ -237,39 +272,67 @@ class GeometryPrior(nn.Module):
                                                                                           (Hm, Wm))
         return GeometryFeatures(patch, camera, registers, (h, w), (Hm, Wm), (H, W), owner, windows, head_out)
 
+    @property
+    def can_track(self) -> bool:
+        """Whether ``query_points`` work: the model has a track head and the prior is not streamed."""
+        return "track" in self.model.heads() and self.stream_config is None
+
+    def _forward_stream(self, frames: Tensor, heads: bool, query_points: Tensor | None, grad: bool,
+                        progress: Callable[[int], None] | None) -> GeometryFeatures:
+        """Causal features of a long clip through a :class:`vggt3d.stream.GeometryStream` (bounded memory)."""
+        if query_points is not None:
+            raise ValueError("query_points: a streamed causal prior does not track points (the tracker needs every "
+                             "frame at once); use window=None for causal tracking")
+        if grad:
+            raise ValueError("grad=True: a streamed causal prior runs without gradients; use window=None")
+        from ..stream.stream import GeometryStream
+
+        B, T, _, H, W = frames.shape
+        cfg = self.stream_config
+        chunk = max(1, (cfg.max_frames or 16) // 4) if self.window is None else max(1, self.window // 4)
+        stream = GeometryStream(self.model, cfg, layers=self.layers, heads=heads)
+        parts: dict[int, list[Tensor]] = {i: [] for i in self.layers}
+        head_parts: list[dict[str, Tensor]] = []
+        windows = []
+        Hm = Wm = 0
+        for t0 in range(0, T, chunk):
+            images = self.resize(frames[:, t0: t0 + chunk].to(self.device))  # [B, s, 3, H', W']
+            Hm, Wm = images.shape[-2:]
+            out = stream.push(images.to(self.dtype))
+            new = tuple(out["frame_indices"])
+            past = tuple(f for f in stream.cached_frames if f not in new)
+            windows.append(Window(past + new, new))  # the frames these attended to, and the frames they own
+            for i in self.layers:
+                parts[i].append(out["tokens"][i])  # [B, s, P, 2C]
+            if heads:
+                head_parts.append({"pose_enc": out["pose_enc"], "depth": out["depth"][..., 0],
+                                   "depth_conf": out["depth_conf"]})
+            if progress is not None:
+                progress(len(new))
+        return self._features(parts, head_parts, windows, (B, T, H, W), (Hm, Wm))
+
     # ---------------------------------------------------------------- heads
     def _head_layers(self, track: bool) -> list[int]:
         m = self.model
-        if m.camera_head is None or m.depth_head is None:
+        heads = m.heads()
+        if "camera" not in heads or "depth" not in heads:
             raise ValueError("heads=True needs a model with camera and depth heads (config.heads)")
-        layers = {m.config.aggregator.depth - 1} | set(m.depth_head.layers)
-        if track:
-            if m.track_head is None:
-                raise ValueError("query_points were given but the model has no track head (config.heads)")
-            layers |= set(m.track_head.feature_extractor.layers)
-        return sorted(layers)
+        if track and "track" not in heads:
+            raise ValueError(f"query_points were given but the model has no track head (config.heads = "
+                             f"{m.config.heads})")
+        return m.head_layers(track=track)
 
     def _run_heads(self, tokens: dict[int, Tensor], images: Tensor, query_points: Tensor | None) -> dict[str, Tensor]:
-        """Camera, depth (and track) heads on one window's tokens, in fp32 as :meth:`VGGT3D.forward` runs them."""
-        m = self.model
-        B = images.shape[0]
+        """Camera, depth (and track) heads on one window's tokens (:meth:`VGGT3D.forward_heads`, fp32)."""
         H, W = images.shape[-2:]
-        start = m.aggregator.patch_start_idx
-        tokens = {i: t.float() for i, t in tokens.items()}
-        out: dict[str, Tensor] = {}
-        with torch.autocast(images.device.type, enabled=False):
-            out["pose_enc"] = m.camera_head(tokens[m.config.aggregator.depth - 1])[-1]  # [B, S, 9]
-            depth, conf = m.depth_head(tokens, (H, W), start)
-            out["depth"], out["depth_conf"] = depth[..., 0], conf  # [B, S, H, W]
-            if query_points is not None:
-                q = query_points.to(images.device).float()
-                q = q.unsqueeze(0) if q.dim() == 2 else q
-                if q.dim() != 3 or q.shape[-1] != 2 or q.shape[0] not in (1, B):
-                    raise ValueError(f"query_points must be [N, 2] or [B, N, 2], got {tuple(query_points.shape)}")
-                q = q.expand(B, -1, -1)
-                tracks, vis_logits, conf_logits = m.track_head(tokens, (H, W), start, q)
-                out["track"] = tracks[-1]  # [B, S, N, 2]
-                out["vis"], out["track_conf"] = torch.sigmoid(vis_logits), torch.sigmoid(conf_logits)
+        q = None if query_points is None else query_points.to(images.device)
+        if q is not None and (q.dim() not in (2, 3) or q.shape[-1] != 2):
+            raise ValueError(f"query_points must be [N, 2] or [B, N, 2], got {tuple(query_points.shape)}")
+        full = self.model.forward_heads(tokens, (H, W), q, causal=self.causal)
+        out: dict[str, Tensor] = {"pose_enc": full["pose_enc"], "depth": full["depth"][..., 0],
+                                  "depth_conf": full["depth_conf"]}  # [B, S, 9], [B, S, H, W] x 2
+        if q is not None:
+            out["track"], out["vis"], out["track_conf"] = full["track"], full["vis"], full["conf"]  # [B, S, N, ...]
         return out
 
     @staticmethod

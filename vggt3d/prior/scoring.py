@@ -173,38 +173,53 @@ def _project(points: Tensor, cam_from_world: Tensor, intrinsics: Tensor) -> tupl
     return pix[..., :2] / pix[..., 2:], z
 
 
+PAIR_COUNTS = ("valid", "in_view", "agree", "violate", "occluded")
+
+
+def _pair_counts(pts: Tensor, depth: Tensor, cam_from_world: Tensor, intrinsics: Tensor,
+                 rel_tol: float) -> dict[str, Tensor]:
+    """Counts ``[J]`` (:data:`PAIR_COUNTS`) of one source frame's valid world points ``pts [n, 3]`` checked
+    against ``J`` target frames (``depth [J, H, W]``, ``cam_from_world [J, 3, 4]``, ``intrinsics [J, 3, 3]``)."""
+    H, W = depth.shape[-2:]
+    uv, z = _project(pts, cam_from_world, intrinsics)  # [J, n, 2], [J, n]
+    inside = (z > 1e-8) & (uv[..., 0] > -0.5) & (uv[..., 0] < W - 0.5) & (uv[..., 1] > -0.5) & (uv[..., 1] < H - 0.5)
+    d, surface = _sample_depth(depth, torch.nan_to_num(uv, nan=-1.0, posinf=-1.0, neginf=-1.0))  # [J, n]
+    seen = inside & surface
+    front = seen & (z < d * (1 - rel_tol))
+    behind = seen & (z > d * (1 + rel_tol))
+    return {"valid": torch.full((depth.shape[0],), float(pts.shape[0]), dtype=torch.float64),
+            "in_view": seen.sum(1).double().cpu(), "violate": front.sum(1).double().cpu(),
+            "occluded": behind.sum(1).double().cpu(), "agree": (seen & ~front & ~behind).sum(1).double().cpu()}
+
+
+def _source_points(depth: Tensor, valid: Tensor, cam_from_world: Tensor, intrinsics: Tensor,
+                   stride: int) -> list[Tensor]:
+    """Each frame's valid world points ``[n_i, 3]`` (every ``stride``-th row and column) of ``[S, H, W]`` maps."""
+    world, _ = depth_to_world_points(depth, cam_from_world, intrinsics)  # [S, H, W, 3]
+    world, valid = world[:, ::stride, ::stride], valid[:, ::stride, ::stride]
+    return [world[i][valid[i]] for i in range(depth.shape[0])]
+
+
 def _depth_pairs(depth: Tensor, valid: Tensor, cam_from_world: Tensor, intrinsics: Tensor, rel_tol: float,
                  max_gap: int | None, stride: int) -> dict[str, Tensor]:
     """Counts ``[S, S]`` (source i, target j): valid, in view, agree, violate, occluded."""
-    S, H, W = depth.shape
-    world, _ = depth_to_world_points(depth, cam_from_world, intrinsics)  # [S, H, W, 3]
-    world, valid = world[:, ::stride, ::stride], valid[:, ::stride, ::stride]
-    names = ("valid", "in_view", "agree", "violate", "occluded")
-    counts = {k: torch.zeros(S, S, dtype=torch.float64) for k in names}
+    S = depth.shape[0]
+    points = _source_points(depth, valid, cam_from_world, intrinsics, stride)
+    counts = {k: torch.zeros(S, S, dtype=torch.float64) for k in PAIR_COUNTS}
     for i in range(S):
         targets = [j for j in range(S) if j != i and (max_gap is None or abs(i - j) <= max_gap)]
-        pts = world[i][valid[i]]  # [n, 3]
-        if not targets or pts.shape[0] == 0:
+        if not targets or points[i].shape[0] == 0:
             continue
         J = torch.tensor(targets, device=depth.device)
-        uv, z = _project(pts, cam_from_world[J], intrinsics[J])  # [J, n, 2], [J, n]
-        inside = (z > 1e-8) & (uv[..., 0] > -0.5) & (uv[..., 0] < W - 0.5) & (uv[..., 1] > -0.5) & (uv[..., 1] < H - 0.5)
-        d, surface = _sample_depth(depth[J], torch.nan_to_num(uv, nan=-1.0, posinf=-1.0, neginf=-1.0))  # [J, n]
-        seen = inside & surface
-        front = seen & (z < d * (1 - rel_tol))
-        behind = seen & (z > d * (1 + rel_tol))
-        counts["valid"][i, targets] = float(pts.shape[0])
-        counts["in_view"][i, targets] = seen.sum(1).double().cpu()
-        counts["violate"][i, targets] = front.sum(1).double().cpu()
-        counts["occluded"][i, targets] = behind.sum(1).double().cpu()
-        counts["agree"][i, targets] = (seen & ~front & ~behind).sum(1).double().cpu()
+        for k, v in _pair_counts(points[i], depth[J], cam_from_world[J], intrinsics[J], rel_tol).items():
+            counts[k][i, targets] = v
     return counts
 
 
 # --------------------------------------------------------------------------- tracks
-def _track_errors(depth: Tensor, cam_from_world: Tensor, intrinsics: Tensor, tracks: Tensor,
-                  visibility: Tensor) -> Tensor:
-    """Reprojection errors ``[S_src, S_dst, N]`` in pixels (NaN where undefined)."""
+def _lift_tracks(depth: Tensor, cam_from_world: Tensor, intrinsics: Tensor, tracks: Tensor,
+                 visibility: Tensor) -> tuple[Tensor, Tensor]:
+    """World points ``[S, N, 3]`` of the tracked pixels lifted with each frame's depth, and where that is possible ``[S, N]``."""
     S, H, W = depth.shape
     d, has = _sample_depth(depth, tracks)  # [S, N]
     ok = visibility & has & (tracks[..., 0] > -0.5) & (tracks[..., 0] < W - 0.5) \
@@ -214,13 +229,29 @@ def _track_errors(depth: Tensor, cam_from_world: Tensor, intrinsics: Tensor, tra
     cam = (K_inv[:, None] @ pix.unsqueeze(-1)).squeeze(-1) * d.unsqueeze(-1)  # [S, N, 3]
     world_from_cam = invert_rigid(cam_from_world)  # [S, 3, 4]
     world = (world_from_cam[:, None, :, :3] @ cam.unsqueeze(-1)).squeeze(-1) + world_from_cam[:, None, :, 3]
-    # Project every frame's lifted points into every frame: [S_src, S_dst, N, 3].
-    pts = world[:, None].expand(S, S, -1, -1)
-    uv, z = project_points(pts.transpose(0, 1), cam_from_world, intrinsics)  # dst first: [S_dst, S_src, N, 2]
+    return world, ok
+
+
+def _reproject_tracks(world: Tensor, ok_src: Tensor, cam_from_world: Tensor, intrinsics: Tensor, tracks: Tensor,
+                      ok_dst: Tensor, same: Tensor) -> Tensor:
+    """Errors ``[S_src, S_dst, N]`` in pixels of lifted points ``world [S_src, N, 3]`` projected into ``S_dst``
+    frames (their cameras, tracks ``[S_dst, N, 2]``); NaN where undefined or where ``same [S_src, S_dst]``."""
+    S_src, S_dst = world.shape[0], cam_from_world.shape[0]
+    pts = world[None].expand(S_dst, -1, -1, -1)  # [S_dst, S_src, N, 3]
+    uv, z = project_points(pts, cam_from_world, intrinsics)  # [S_dst, S_src, N, 2], [S_dst, S_src, N]
     uv, z = uv.transpose(0, 1), z.transpose(0, 1)  # [S_src, S_dst, N, ...]
     err = (uv - tracks[None]).norm(dim=-1)  # [S_src, S_dst, N]
-    use = ok[:, None] & ok[None] & (z > 1e-8) & ~torch.eye(S, dtype=torch.bool, device=depth.device)[..., None]
+    use = ok_src[:, None] & ok_dst[None] & (z > 1e-8) & ~same[..., None]
     return torch.where(use, err, torch.full_like(err, float("nan")))
+
+
+def _track_errors(depth: Tensor, cam_from_world: Tensor, intrinsics: Tensor, tracks: Tensor,
+                  visibility: Tensor) -> Tensor:
+    """Reprojection errors ``[S_src, S_dst, N]`` in pixels (NaN where undefined)."""
+    S = depth.shape[0]
+    world, ok = _lift_tracks(depth, cam_from_world, intrinsics, tracks, visibility)
+    same = torch.eye(S, dtype=torch.bool, device=depth.device)
+    return _reproject_tracks(world, ok, cam_from_world, intrinsics, tracks, ok, same)
 
 
 # --------------------------------------------------------------------------- cameras
@@ -301,31 +332,92 @@ def consistency_from_geometry(depth: Tensor, cam_from_world: Tensor, intrinsics:
     if rel_tol <= 0 or pixel_stride < 1 or (max_gap is not None and max_gap < 1):
         raise ValueError("rel_tol must be > 0, pixel_stride >= 1 and max_gap >= 1")
 
+    settings = dict(rel_tol=rel_tol, max_gap=max_gap, track_tol=track_tol, smooth_tol=smooth_tol,
+                    conf_quantile=conf_quantile, pixel_stride=pixel_stride, image_size=[H, W], num_frames=S)
+    depth, valid, conf = _prepare_depth(depth, conf, conf_quantile)
+    cam_from_world = cam_from_world.detach().to(depth.device, torch.float64)
+    intrinsics = intrinsics.detach().to(depth.device, torch.float64)
+    counts = _depth_pairs(depth, valid, cam_from_world, intrinsics, rel_tol, max_gap, pixel_stride)
+    err = None
+    if tracks is not None:
+        tracks = tracks.detach().to(depth.device, torch.float64)
+        vis = (torch.ones(tracks.shape[:2], dtype=torch.bool, device=depth.device) if track_visibility is None
+               else track_visibility.detach().to(depth.device).bool())
+        err = _track_errors(depth, cam_from_world, intrinsics, tracks, vis).cpu()  # [S_src, S_dst, N]
+    return _report(counts, depth[valid], cam_from_world, conf, err, settings)
+
+
+def _prepare_depth(depth: Tensor, conf: Tensor | None, conf_quantile: float) -> tuple[Tensor, Tensor, Tensor | None]:
+    """``(depth, valid, conf)`` of ``[S, H, W]`` maps in float64: invalid depth (non-finite, ``<= 0``, under each
+    frame's ``conf_quantile``) set to 0. Per frame, so scoring a growing clip gives the same values."""
     device = depth.device  # the pair loop runs where the geometry is (a GPU is much faster for long clips)
+    S = depth.shape[0]
     depth = depth.detach().to(device, torch.float64)
-    cam_from_world = cam_from_world.detach().to(device, torch.float64)
-    intrinsics = intrinsics.detach().to(device, torch.float64)
     valid = torch.isfinite(depth) & (depth > 0)
-    depth = torch.where(valid, depth, torch.zeros_like(depth))
-    per_frame: dict[str, Tensor] = {}
-    summary: dict[str, float] = {}
     if conf is not None:
         conf = conf.detach().to(device, torch.float64)
         if conf_quantile > 0:
             cut = torch.quantile(conf.reshape(S, -1), conf_quantile, dim=1)  # [S]
             valid &= conf >= cut[:, None, None]
-            depth = torch.where(valid, depth, torch.zeros_like(depth))
+    return torch.where(valid, depth, torch.zeros_like(depth)), valid, conf
+
+
+def _frame_scores(counts_src: dict[str, Tensor], counts_dst: dict[str, Tensor], track_agreement: Tensor | None,
+                  smoothness: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-frame ``(depth_agreement, score)`` from each frame's pair counts as source (``counts_src[k]`` summed
+    over targets) and as target, its track agreement (or None) and its smoothness (all ``[S]``)."""
+    agree = counts_src["agree"] + counts_dst["agree"]
+    checked = agree + counts_src["violate"] + counts_dst["violate"]
+    agreement = torch.where(checked > 0, agree / checked.clamp_min(1), float("nan"))
+    geometric = torch.nan_to_num(agreement, nan=0.0)
+    if track_agreement is not None:
+        geometric = torch.where(torch.isfinite(track_agreement), (geometric + track_agreement) / 2, geometric)
+    return agreement, geometric * smoothness
+
+
+def _track_tol(track_tol: float | None, H: int, W: int) -> float:
+    return track_tol if track_tol is not None else max(1.0, 0.01 * math.hypot(H, W))
+
+
+def _track_agreement(into: Tensor, tol: float) -> Tensor:
+    """Fraction of finite errors under ``tol`` per row of ``into [S, M]`` (NaN for a row with none)."""
+    n = torch.isfinite(into).sum(1)
+    return torch.where(n > 0, (into < tol).sum(1) / n.clamp_min(1), float("nan"))
+
+
+def _report(counts: dict[str, Tensor], valid_depths: Tensor, cam_from_world: Tensor, conf: Tensor | None,
+            err: Tensor | None, settings: dict[str, Any]) -> ConsistencyReport:
+    """The report of a clip from its pair counts ``[S, S]``, its valid depth values (scene scale), cameras
+    ``[S, 3, 4]``, confidence ``[S, H, W]`` (or None) and track errors ``[S_src, S_dst, N]`` (or None)."""
+    S = cam_from_world.shape[0]
+    H, W = settings["image_size"]
+    per_frame: dict[str, Tensor] = {}
+    summary: dict[str, float] = {}
+    if conf is not None:
         per_frame["conf_mean"] = conf.reshape(S, -1).mean(1).cpu()
         per_frame["conf_median"] = conf.reshape(S, -1).median(1).values.cpu()
         summary["conf_mean"] = float(conf.mean())
         summary["conf_median"] = float(conf.median())
         summary["conf_p10"] = float(torch.quantile(conf.flatten()[:: max(1, conf.numel() // 1_000_000)], 0.1))
 
-    counts = _depth_pairs(depth, valid, cam_from_world, intrinsics, rel_tol, max_gap, pixel_stride)
-    pooled = {k: c.sum(0) + c.sum(1) for k, c in counts.items()}  # [S]: pairs where t is source or target
-    checked = pooled["agree"] + pooled["violate"]
-    per_frame["depth_agreement"] = torch.where(checked > 0, pooled["agree"] / checked.clamp_min(1), float("nan"))
+    track_part, track_summary = None, {}
+    if err is not None:
+        tol = _track_tol(settings["track_tol"], H, W)
+        into = err.transpose(0, 1).reshape(S, -1)  # [S_dst, S_src * N]
+        per_frame["track_error_px"] = into.nanmedian(dim=1).values
+        per_frame["track_agreement"] = track_part = _track_agreement(into, tol)
+        finite = err[torch.isfinite(err)]
+        track_summary["track_error_px"] = float(finite.median()) if finite.numel() else float("nan")
+        track_summary["track_agreement"] = float((finite < tol).double().mean()) if finite.numel() else float("nan")
+        track_summary["track_tol_px"] = tol
+    scene_scale = float(valid_depths.median()) if valid_depths.numel() else 1.0
+    per_frame["smoothness"], per_frame["camera_jerk"] = _smoothness(cam_from_world.cpu(), scene_scale,
+                                                                    settings["smooth_tol"])
+    per_frame["depth_agreement"], per_frame["score"] = _frame_scores(
+        {k: c.sum(1) for k, c in counts.items()}, {k: c.sum(0) for k, c in counts.items()}, track_part,
+        per_frame["smoothness"])
     per_frame["covisibility"] = counts["in_view"].sum(1) / counts["valid"].sum(1).clamp_min(1)
+
     total = {k: float(c.sum()) for k, c in counts.items()}
     checked_total = total["agree"] + total["violate"]
     summary["depth_agreement"] = _nanmean(per_frame["depth_agreement"])
@@ -333,38 +425,15 @@ def consistency_from_geometry(depth: Tensor, cam_from_world: Tensor, intrinsics:
     summary["violation_fraction"] = total["violate"] / total["in_view"] if total["in_view"] else float("nan")
     summary["occluded_fraction"] = total["occluded"] / total["in_view"] if total["in_view"] else float("nan")
     summary["covisibility"] = total["in_view"] / total["valid"] if total["valid"] else float("nan")
-
-    geometric = torch.nan_to_num(per_frame["depth_agreement"], nan=0.0)
-    if tracks is not None:
-        tracks = tracks.detach().to(device, torch.float64)
-        vis = (torch.ones(tracks.shape[:2], dtype=torch.bool, device=device) if track_visibility is None
-               else track_visibility.detach().to(device).bool())
-        tol = track_tol if track_tol is not None else max(1.0, 0.01 * math.hypot(H, W))
-        err = _track_errors(depth, cam_from_world, intrinsics, tracks, vis).cpu()  # [S_src, S_dst, N]
-        into = err.transpose(0, 1).reshape(S, -1)  # [S_dst, S_src * N]
-        per_frame["track_error_px"] = into.nanmedian(dim=1).values
-        n = torch.isfinite(into).sum(1)
-        per_frame["track_agreement"] = torch.where(n > 0, (into < tol).sum(1) / n.clamp_min(1), float("nan"))
-        finite = err[torch.isfinite(err)]
-        summary["track_error_px"] = float(finite.median()) if finite.numel() else float("nan")
-        summary["track_agreement"] = float((finite < tol).double().mean()) if finite.numel() else float("nan")
-        summary["track_tol_px"] = tol
-        track_part = per_frame["track_agreement"]
-        geometric = torch.where(torch.isfinite(track_part), (geometric + track_part) / 2, geometric)
-
-    scene_scale = float(depth[valid].median()) if valid.any() else 1.0
-    per_frame["smoothness"], per_frame["camera_jerk"] = _smoothness(cam_from_world.cpu(), scene_scale, smooth_tol)
+    summary.update(track_summary)
     summary["smoothness"] = float(per_frame["smoothness"].mean())
-    per_frame["score"] = geometric * per_frame["smoothness"]
     score = float(per_frame["score"].mean())
     summary["score"] = score
     summary["worst_frame"] = int(per_frame["score"].argmin())
-    settings = dict(rel_tol=rel_tol, max_gap=max_gap, track_tol=track_tol, smooth_tol=smooth_tol,
-                    conf_quantile=conf_quantile, pixel_stride=pixel_stride, image_size=[H, W], num_frames=S)
     order = ["score", "depth_agreement", "covisibility", "track_error_px", "track_agreement", "smoothness",
              "camera_jerk", "conf_mean", "conf_median"]
     frames = {k: _values(per_frame[k]) for k in order if k in per_frame}
-    return ConsistencyReport(score=score, per_frame=frames, summary=summary, settings=settings)
+    return ConsistencyReport(score=score, per_frame=frames, summary=summary, settings=dict(settings))
 
 
 # --------------------------------------------------------------------------- model path
@@ -442,7 +511,7 @@ def consistency(video: Any, model: Any = None, *, tracks: bool = True, num_track
     H, W = prior.model_size(*frames.shape[-2:])
     queries = None
     m = prior.model
-    if tracks and m.track_head is not None and min(H, W) >= m.track_head.min_image_size():
+    if tracks and prior.can_track and min(H, W) >= m.track_head.min_image_size():
         queries = _query_grid(H, W, num_tracks)
     out = prior(frames.unsqueeze(0), heads=True, query_points=queries, grad=False).heads
     report = consistency_from_geometry(

@@ -21,11 +21,19 @@ chunk only from that chunk's window; a frame shared by two chunks from the
 window in which it sits further from the edge (the first half of the shared
 frames goes to the earlier window, the second half, with the middle frame of
 an odd count, to the later one).
+
+These are the chunks of :func:`vggt3d.longvideo.chunks.plan_chunks` (the plan
+``vggt3d reconstruct --chunk`` uses) over frames ``1..T-1``, each with the
+anchor prepended: reconstruction chunks need a Sim(3) alignment through their
+shared frames because each is predicted in its own first camera's frame;
+prior windows need none, since the common anchor puts every window in frame 0's.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from ..longvideo.chunks import plan_chunks
 
 __all__ = ["Window", "plan_windows", "frame_owners"]
 
@@ -64,17 +72,9 @@ def plan_windows(num_frames: int, window: int | None = None, overlap: int = 0) -
     chunk = window - 1
     if not 0 <= overlap < chunk:
         raise ValueError(f"overlap must be in [0, window - 1) = [0, {chunk}), got {overlap}")
-    stride = chunk - overlap
-    span = num_frames - 1 - chunk  # how far the last chunk starts after the first
-    count = 1 + -(-span // stride)  # fewest windows whose chunks share >= overlap frames
-    # Spread the chunk starts evenly over [1, 1 + span] (rounded), so no window is nearly redundant.
-    starts = [1 + (k * span + (count - 1) // 2) // (count - 1) for k in range(count)]
-    # Owner boundaries: window k owns [bounds[k], bounds[k + 1]); shared frames split in half.
-    bounds = [0] + [(starts[k] + starts[k - 1] + chunk) // 2 for k in range(1, len(starts))] + [num_frames]
-    return [
-        Window((0,) + tuple(range(s, s + chunk)), tuple(range(bounds[k], bounds[k + 1])))
-        for k, s in enumerate(starts)
-    ]
+    # The same plan as reconstruction chunks (shared code), over the non-anchor frames 1..T-1.
+    chunks = plan_chunks(num_frames - 1, chunk, overlap, offset=1)
+    return [Window((0,) + c.frames, ((0,) if k == 0 else ()) + c.owned) for k, c in enumerate(chunks)]
 
 
 def frame_owners(windows: list[Window], num_frames: int) -> list[int]:

@@ -14,6 +14,13 @@ A checkpoint is written into ``.tmp-step-XXXXXXXX/`` and renamed to its final
 name only once every file is complete and flushed, so a process killed while
 writing leaves at most a ``.tmp-*`` folder, which is ignored and removed by
 the next save: every ``step-*`` folder is loadable.
+
+A checkpoint folder is untrusted input (it may come from anywhere): the
+``.pt`` files are loaded with ``torch.load(weights_only=True)``, which builds
+only tensors, numbers, strings and containers and never runs code from the
+file. The RNG states are therefore stored as plain lists and tensors (see
+:func:`rng_state`); checkpoints of older versions, which held NumPy arrays,
+still load (NumPy array reconstruction is the one extra type allowed).
 """
 
 from __future__ import annotations
@@ -40,21 +47,36 @@ class CheckpointNotFound(FileNotFoundError):
     """No complete checkpoint where one was asked for."""
 
 
+class CheckpointLoadError(ValueError):
+    """A checkpoint file cannot be loaded safely (corrupt, or holding objects other than plain data)."""
+
+
 def step_dir_name(step: int) -> str:
     return f"step-{step:08d}"
 
 
 def rng_state() -> dict[str, Any]:
-    """Python, NumPy, torch CPU and CUDA generator states of this process."""
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Python, NumPy, torch CPU and CUDA generator states of this process, as plain data (``weights_only``-safe).
+
+    ``numpy`` is ``[name, keys (int64 tensor), pos, has_gauss, cached_gaussian]``
+    (NumPy's legacy ``get_state`` tuple with the key array as a tensor).
+    """
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {"python": random.getstate(),
+             "numpy": [str(name), torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos), int(has_gauss),
+                       float(gauss)],
+             "torch": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
 def set_rng_state(state: Mapping[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    name, keys, pos, has_gauss, gauss = state["numpy"]
+    keys = keys.numpy() if isinstance(keys, torch.Tensor) else np.asarray(keys)
+    np.random.set_state((name, keys.astype(np.uint32), int(pos), int(has_gauss), float(gauss)))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -212,9 +234,41 @@ class CheckpointManager:
         raise CheckpointNotFound(f"{source} is not a checkpoint folder (with {TRAINING_STATE}) nor a run with one")
 
 
+def _numpy_array_globals() -> list:
+    """What a NumPy array in an older checkpoint needs to unpickle (array reconstruction, no code)."""
+    core = getattr(np, "_core", None) or np.core
+    return [core.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+
+
+def load_torch(path: Path) -> Any:
+    """``torch.load(weights_only=True)`` of an untrusted file: plain data only, no code execution.
+
+    Raises:
+        CheckpointLoadError: one line naming the file (corrupt, or holding other objects).
+    """
+    import pickle
+    import zipfile
+
+    try:
+        with torch.serialization.safe_globals(_numpy_array_globals()):
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as exc:
+        found = re.search(r"GLOBAL (\S+)", str(exc))
+        detail = f"it references {found.group(1)}" if found else f"{type(exc).__name__}"
+        raise CheckpointLoadError(f"cannot load {path} safely ({detail}): it is corrupt or holds objects other than "
+                                  "tensors and plain data, which vggt3d never unpickles; use a checkpoint written "
+                                  "by vggt3d") from None
+    if not isinstance(state, dict):
+        raise CheckpointLoadError(f"{path}: expected a dict of training state, got {type(state).__name__}")
+    return state
+
+
 def load_training_state(path: Path, rank: int = 0) -> tuple[dict, dict | None]:
-    """``(training_state, rank_state)`` of a checkpoint folder; ``rank_state`` is None if that rank has none."""
-    state = torch.load(path / TRAINING_STATE, map_location="cpu", weights_only=False)
+    """``(training_state, rank_state)`` of a checkpoint folder; ``rank_state`` is None if that rank has none.
+
+    Both are loaded with ``weights_only=True`` (:func:`load_torch`): a checkpoint cannot run code.
+    """
+    state = load_torch(path / TRAINING_STATE)
     rank_file = path / f"rank-{rank}.pt"
-    rank_state = torch.load(rank_file, map_location="cpu", weights_only=False) if rank_file.is_file() else None
+    rank_state = load_torch(rank_file) if rank_file.is_file() else None
     return state, rank_state

@@ -9,6 +9,7 @@ fine-tuning setup of ``shared/spec/TRAINING.md`` section 5 where one exists)::
     optim:  lr, weight_decay, betas, eps, warmup, final_lr, accum_steps, grad_clip, freeze, train_heads
     loss:   see :class:`vggt3d.training.losses.LossConfig`
     accel:  precision, distributed (ddp / fsdp), tf32
+    distill: enabled, teacher, student_causal, teacher_weight, gt_weight
 
 ``load_config(path, overrides)`` reads a YAML file and applies dotted
 overrides such as ``optim.lr=1e-4`` or ``data.num_frames=[2,8]`` (values are
@@ -31,6 +32,7 @@ import yaml
 
 from vggt3d.config import HEAD_NAMES, ConfigError, ModelConfig
 
+from .distill import DistillConfig
 from .losses import LossConfig
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
@@ -87,11 +89,19 @@ class ModelSection:
     pretrained: str | None = None
     #: initialisation when training from scratch: ``vit`` (truncated normal 0.02, as DINOv2/VGGT) or ``torch``
     init: Literal["vit", "torch"] = "vit"
+    #: ``vit`` init only: initial LayerScale value of every block (None = the architecture's, 0.01 for VGGT)
+    init_layer_scale: float | None = None
+    #: ``vit`` init only: std of the camera / register / class tokens (frame 0's slot vs. the others')
+    init_token_std: float = 1e-6
     grad_checkpointing: bool = False
 
     def __post_init__(self) -> None:
         if self.init not in ("vit", "torch"):
             raise ConfigError(f"model.init must be vit or torch, got {self.init!r}")
+        if self.init_layer_scale is not None and not 0.0 < float(self.init_layer_scale) <= 10.0:
+            raise ConfigError(f"model.init_layer_scale must be in (0, 10] or null, got {self.init_layer_scale}")
+        if not 0.0 <= float(self.init_token_std) <= 1.0:
+            raise ConfigError(f"model.init_token_std must be in [0, 1], got {self.init_token_std}")
         if not isinstance(self.arch, Mapping):
             raise ConfigError("model.arch must be a mapping (a partial ModelConfig)")
 
@@ -125,7 +135,7 @@ class DataSection:
     #: frames per sequence, drawn uniformly in [lo, hi] once per batch
     num_frames: list[int] = field(default_factory=lambda: [2, 24])
     val_num_frames: list[int] = field(default_factory=lambda: [2, 12])
-    #: (H, W) of the network input, multiples of 14; or one width W: training batches then draw a random
+    #: (H, W) of the network input, multiples of the model's patch size (14 VGGT, 16 Omega); or one width W: training batches then draw a random
     #: aspect (height 0.33 W .. W, TRAINING.md 2.2) and validation is square
     image_size: int | list[int] = field(default_factory=lambda: [518, 518])
     #: samples per pass of the mixed training set (one "epoch"; indices past it wrap to a new epoch)
@@ -133,6 +143,9 @@ class DataSection:
     num_workers: int = 0
     #: query points per sequence for the track loss
     track_queries: int = 64
+    #: training augmentation: fields of :class:`vggt3d.data.AugmentConfig` (e.g. ``aspect_range``,
+    #: ``brightness``) over TRAINING.md's defaults; validation never augments
+    augment: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.train = [_build(DatasetEntry, e, f"data.train[{i}]") if isinstance(e, Mapping) else e
@@ -141,9 +154,20 @@ class DataSection:
                     for i, e in enumerate(self.val)]
         if not self.train:
             raise ConfigError("data.train lists no dataset")
-        if isinstance(self.image_size, int):
-            if self.image_size <= 0 or self.image_size % 14:
-                raise ConfigError(f"data.image_size {self.image_size} must be a positive multiple of 14")
+        if not isinstance(self.augment, Mapping):
+            raise ConfigError("data.augment must be a mapping of AugmentConfig fields")
+        from vggt3d.data.augment import AugmentConfig  # validate the fields now, not at the first batch
+
+        known = set(AugmentConfig.__dataclass_fields__) - {"train"}
+        unknown = sorted(set(self.augment) - known)
+        if unknown:
+            raise ConfigError(f"data.augment has unknown fields {unknown}; known: {sorted(known)}")
+        try:
+            AugmentConfig(**self.augment)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"data.augment: {e}") from None
+        if isinstance(self.image_size, int) and self.image_size <= 0:
+            raise ConfigError(f"data.image_size {self.image_size} must be positive")
         for name in ("num_frames", "val_num_frames") + (() if isinstance(self.image_size, int) else ("image_size",)):
             value = getattr(self, name)
             if isinstance(value, int):
@@ -156,10 +180,15 @@ class DataSection:
             lo, hi = getattr(self, name)
             if lo > hi:
                 raise ConfigError(f"data.{name} must be [lo, hi] with lo <= hi, got {[lo, hi]}")
-        if not isinstance(self.image_size, int) and any(s % 14 for s in self.image_size):
-            raise ConfigError(f"data.image_size {self.image_size} must be multiples of the patch size 14")
         if self.images_per_batch <= 0 or self.epoch_length <= 0 or self.num_workers < 0:
             raise ConfigError("data.images_per_batch and data.epoch_length must be positive, num_workers >= 0")
+
+    def check_patch_size(self, patch_size: int) -> None:
+        """Raise :class:`ConfigError` unless ``image_size`` is made of multiples of the model's ``patch_size``."""
+        sizes = [self.image_size] if isinstance(self.image_size, int) else list(self.image_size)
+        if any(s % patch_size for s in sizes):
+            raise ConfigError(f"data.image_size {self.image_size} must be multiples of the patch size {patch_size} "
+                              "(the model's config.patch_size)")
 
 
 @dataclass
@@ -241,6 +270,12 @@ class TrainConfig:
     optim: OptimSection = field(default_factory=OptimSection)
     loss: LossConfig = field(default_factory=LossConfig)
     accel: AccelSection = field(default_factory=AccelSection)
+    #: causal distillation from a bidirectional teacher (:mod:`vggt3d.training.distill`)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+
+    def __post_init__(self) -> None:
+        if self.model.pretrained is None:  # a checkpoint's own patch size is checked when the loaders are built
+            self.data.check_patch_size(self.model.model_config().patch_size)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "TrainConfig":

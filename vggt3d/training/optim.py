@@ -145,13 +145,15 @@ def clip_gradients(groups: Mapping[str, tuple[list[nn.Parameter], float]]) -> di
     return norms
 
 
-def init_vit_weights(model: nn.Module, std: float = 0.02) -> nn.Module:
+def init_vit_weights(model: nn.Module, std: float = 0.02, layer_scale: float | None = None,
+                     token_std: float = 1e-6) -> nn.Module:
     """From-scratch initialisation in the DINOv2 / VGGT manner.
 
     Linear layers: truncated normal (std 0.02), zero bias; the encoder's
     position embedding: truncated normal (0.02); class, register, camera and
-    register tokens: normal (1e-6) so that frame 0's slot differs from the
-    others'. LayerNorms, layer scales and convolutions keep their defaults.
+    register tokens: normal (``token_std``) so that frame 0's slot differs from the
+    others'; every LayerScale ``gamma`` set to ``layer_scale`` when given.
+    LayerNorms and convolutions keep their defaults.
     """
     for module in model.modules():
         if isinstance(module, nn.Linear):
@@ -162,7 +164,9 @@ def init_vit_weights(model: nn.Module, std: float = 0.02) -> nn.Module:
         if name.endswith("pos_embed"):
             nn.init.trunc_normal_(p, std=std)
         elif name.endswith(("cls_token", "register_tokens", "camera_token", "register_token")):
-            nn.init.normal_(p, std=1e-6)
+            nn.init.normal_(p, std=token_std)
+        elif layer_scale is not None and name.endswith(("ls1.gamma", "ls2.gamma")):
+            nn.init.constant_(p, layer_scale)
     return model
 
 

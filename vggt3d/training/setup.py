@@ -24,7 +24,7 @@ def build_model(cfg: TrainConfig) -> VGGT3D:
     if section.pretrained is None:
         model = VGGT3D(section.model_config())
         if section.init == "vit":
-            init_vit_weights(model)
+            init_vit_weights(model, layer_scale=section.init_layer_scale, token_std=section.init_token_std)
         return model
     extra = sorted(set(section.arch) - {"heads"})
     if extra:
@@ -102,7 +102,7 @@ class BatchStream:
         self._iter = None
 
 
-def build_loader(cfg: TrainConfig, split: str, seed: int, num_tracks: int = 0):
+def build_loader(cfg: TrainConfig, split: str, seed: int, num_tracks: int = 0, patch_size: int = 14):
     """A :func:`vggt3d.data.make_dataloader` over the ``cfg.data.<split>`` datasets, mixed by weight.
 
     One dataset is used as is (an epoch is one pass over its scenes); several
@@ -112,6 +112,7 @@ def build_loader(cfg: TrainConfig, split: str, seed: int, num_tracks: int = 0):
     from vggt3d import data as vdata  # training-time dependency only
 
     d = cfg.data
+    d.check_patch_size(patch_size)
     entries = d.train if split == "train" else d.val
     datasets = [vdata.build_dataset(e.name, **e.kwargs) for e in entries]
     if len(datasets) == 1:
@@ -123,7 +124,8 @@ def build_loader(cfg: TrainConfig, split: str, seed: int, num_tracks: int = 0):
     return vdata.make_dataloader(dataset, images_per_batch=d.images_per_batch,
                                  num_frames=tuple(d.num_frames if train else d.val_num_frames), image_size=size,
                                  train=train, seed=seed, num_workers=d.num_workers, num_tracks=num_tracks,
-                                 normalize=True)
+                                 normalize=True, augment=vdata.AugmentConfig(train=train, **d.augment),
+                                 patch_size=patch_size)
 
 
 # ---------------------------------------------------------------------------------------------- trainer

@@ -58,7 +58,6 @@ class Trainer:
         self.run_dir = cfg.run_dir
         set_seed(cfg.run.seed)  # same model init on every process
         model = model if model is not None else build_model(cfg)
-        model.autocast = False  # autocast comes from accelerate (mixed_precision); heads always run in fp32
         self.counts = apply_freezing(model, cfg.optim.freeze, cfg.optim.train_heads)
         self.train_heads = [h for h in cfg.optim.train_heads if h in model.config.heads]
         if not self.train_heads:
@@ -75,12 +74,20 @@ class Trainer:
         self.schedule = WarmupCosineSchedule(self.optimizer, cfg.run.max_steps, cfg.optim.lr, cfg.optim.warmup,
                                              cfg.optim.start_lr, cfg.optim.final_lr)
         self.loss_fn = MultitaskLoss(cfg.loss, self.train_heads)
+        self.distill = None
+        if cfg.distill.enabled:  # a frozen teacher; the student may run causally
+            from .distill import Distillation
+
+            self.distill = Distillation(cfg.distill, cfg.loss, self.train_heads, default_source=cfg.model.pretrained,
+                                        device=acc.device)
         set_seed(cfg.run.seed + acc.process_index)  # per-process randomness from here on
         tracks = cfg.data.track_queries if "track" in self.train_heads else 0
         if train_loader is None:  # each process draws its own data order
-            train_loader = build_loader(cfg, "train", cfg.run.seed + 1000 * acc.process_index, tracks)
+            train_loader = build_loader(cfg, "train", cfg.run.seed + 1000 * acc.process_index, tracks,
+                                        model.config.patch_size)
         if val_loader is None and cfg.data.val:
-            val_loader = build_loader(cfg, "val", cfg.run.seed + 1 + 1000 * acc.process_index, tracks)
+            val_loader = build_loader(cfg, "val", cfg.run.seed + 1 + 1000 * acc.process_index, tracks,
+                                      model.config.patch_size)
         self.stream = BatchStream(train_loader)
         self.val_loader = val_loader
         self.checkpoints = ckpt.CheckpointManager(self.run_dir / "checkpoints", cfg.run.keep_last, cfg.run.best_mode)
@@ -119,8 +126,13 @@ class Trainer:
     def _forward_loss(self, batch: Mapping[str, Any], model: nn.Module | None = None):
         """``(losses, predictions)`` of ``batch``; ``model`` defaults to the (possibly DDP-wrapped) training model."""
         queries = batch.get("query_points") if "track" in self.train_heads else None
+        kwargs = self.distill.student_kwargs if self.distill is not None else {}
         with self.accelerator.autocast():
-            predictions = (model or self.model)(batch["images"], query_points=queries)
+            # precision=None: autocast comes from accelerate (mixed_precision); heads always run in fp32
+            predictions = (model or self.model)(batch["images"], query_points=queries, precision=None, **kwargs)
+            targets = self.distill.targets(batch["images"]) if self.distill is not None else None
+        if self.distill is not None:
+            return self.distill(predictions, batch, self.loss_fn, targets), predictions
         return self.loss_fn(predictions, batch), predictions
 
     # ------------------------------------------------------------------------------------ one step
@@ -242,7 +254,7 @@ class Trainer:
     # ----------------------------------------------------------------------------------- validation
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        """Mean losses and quick metrics (depth AbsRel, camera AUC@30) over ``run.val_batches`` batches."""
+        """Mean losses and quick metrics (depth AbsRel, camera AUC@30, RRA@30, RTA@30) over ``run.val_batches`` batches."""
         from vggt3d.geometry import pose_encoding_to_cameras
         from vggt3d.metrics import auc, camera_pair_errors, depth_metrics
 
@@ -279,7 +291,10 @@ class Trainer:
         self._set_train_mode()
         out = {("loss" if k == "objective" else k): v / count for k, v in sums.items()} if count else {}
         if rot_errors:
-            out["auc30"] = auc(torch.cat(rot_errors), torch.cat(trans_errors), 30)[0]
+            rot, trans = torch.cat(rot_errors), torch.cat(trans_errors)
+            out["auc30"] = auc(rot, trans, 30)[0]
+            out["rra30"] = float((rot < 30).float().mean())
+            out["rta30"] = float((trans < 30).float().mean())
         good = [v for v in abs_rel if not math.isnan(v)]
         if good:
             out["abs_rel"] = sum(good) / len(good)

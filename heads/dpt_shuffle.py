@@ -1,0 +1,75 @@
+"""VGGT-Omega's depth decoder: DPT front end and fusion, then 1x1 convs and a pixel shuffle.
+
+Differences from :class:`~.dpt.DPTHead` (VGGT-1B): the residual units' skip
+path carries ``x`` (not ``relu(x)``); ``refinenet1`` keeps l1's size (no x2
+upsampling); there are no ``output_conv1/2``. The fused map ``[N, F, 4h, 4w]``
+gets the position embedding again, then ``proj`` (depth) and ``proj_conf``
+(confidence), each ``F -> (p/4)^2`` channels, are pixel-shuffled by ``p/4``
+to ``[N, 1, H, W]``. ``depth = exp(.)`` ``[B, S, H, W, 1]``,
+``depth_conf = 1 + exp(.)`` ``[B, S, H, W]``. Parameters: ``dense_head.*``.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .dpt import DPTHead, FusionBlock
+
+
+class ShuffleDPTHead(DPTHead):
+    """Aggregator layers ``{i: [B, S, P, 2C]}`` -> ``(depth [B, S, H, W, 1], conf [B, S, H, W])``."""
+
+    def __init__(self, dim_in: int, patch_size: int, features: int, out_channels: Sequence[int],
+                 layers: Sequence[int], frames_chunk_size: int = 8, norm_eps: float = 1e-5) -> None:
+        nn.Module.__init__(self)
+        if patch_size % 4:
+            raise ValueError(f"the pixel-shuffle decoder needs a patch size divisible by 4, got {patch_size}")
+        self.patch_size = patch_size
+        self.layers = list(layers)
+        self.activation = "exp"
+        self.use_pos_embed = True
+        self.feature_only = False
+        self.down_ratio = 1
+        self.frames_chunk_size = frames_chunk_size
+        self.shuffle = patch_size // 4
+        oc = list(out_channels)
+        self.norm = nn.LayerNorm(dim_in, eps=norm_eps)
+        self.projects = nn.ModuleList(nn.Conv2d(dim_in, c, 1) for c in oc)
+        self.resize_layers = nn.ModuleList([
+            nn.ConvTranspose2d(oc[0], oc[0], kernel_size=4, stride=4),  # 4x up
+            nn.ConvTranspose2d(oc[1], oc[1], kernel_size=2, stride=2),  # 2x up
+            nn.Identity(),
+            nn.Conv2d(oc[3], oc[3], kernel_size=3, stride=2, padding=1),  # 2x down
+        ])
+        self.scratch = nn.Module()
+        for i, c in enumerate(oc, start=1):
+            setattr(self.scratch, f"layer{i}_rn", nn.Conv2d(c, features, 3, padding=1, bias=False))
+            setattr(self.scratch, f"refinenet{i}", FusionBlock(features, has_skip=i != 4, relu_skip=False))
+        self.proj = nn.Conv2d(features, self.shuffle**2, 1)
+        self.proj_conf = nn.Conv2d(features, self.shuffle**2, 1)
+
+    def _decode(self, tokens: Sequence[torch.Tensor], H: int, W: int) -> torch.Tensor:
+        """Tokens (patches only) ``4 x [N, h*w, 2C]`` -> ``[N, 2, H, W]`` (raw depth, raw confidence)."""
+        h, w = H // self.patch_size, W // self.patch_size
+        pyramid = []
+        for i, x in enumerate(tokens):
+            x = self.norm(x)
+            x = x.transpose(1, 2).reshape(x.shape[0], x.shape[-1], h, w)  # [N, 2C, h, w]
+            x = self._add_pos(self.projects[i](x), H, W)
+            pyramid.append(self.resize_layers[i](x))
+        s = self.scratch
+        l1, l2, l3, l4 = (getattr(s, f"layer{i + 1}_rn")(x) for i, x in enumerate(pyramid))
+        del pyramid
+        out = s.refinenet4(l4, size=l3.shape[-2:])
+        out = s.refinenet3(out, l3, size=l2.shape[-2:])
+        out = s.refinenet2(out, l2, size=l1.shape[-2:])
+        out = s.refinenet1(out, l1, size=l1.shape[-2:])  # [N, F, 4h, 4w]
+        del l1, l2, l3, l4
+        out = self._add_pos(out, H, W)
+        depth = F.pixel_shuffle(self.proj(out), self.shuffle)  # [N, 1, H, W]
+        conf = F.pixel_shuffle(self.proj_conf(out), self.shuffle)  # [N, 1, H, W]
+        return torch.cat([depth, conf], dim=1)  # [N, 2, H, W]

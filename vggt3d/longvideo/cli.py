@@ -1,0 +1,69 @@
+"""The ``--chunk`` / ``--overlap`` / ``--no-loop-closure`` options of ``vggt3d reconstruct`` (light: no torch)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def _chunk(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of frames: {text!r}") from None
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"must be >= 2 frames, got {value}")
+    return value
+
+
+def _overlap(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of frames: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 frames, got {value}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "long videos", "Without --chunk the memory planner runs one exact pass when it fits --max-memory, else "
+                       "overlapping chunks aligned by Sim(3) (the summary says which and why).")
+    group.add_argument("--chunk", type=_chunk, default=None, metavar="N",
+                       help="predict overlapping chunks of N frames, aligned into one reconstruction")
+    group.add_argument("--overlap", type=_overlap, default=None, metavar="K",
+                       help="frames shared by consecutive chunks (default: a quarter of --chunk, at least 4)")
+    group.add_argument("--no-loop-closure", action="store_true",
+                       help="do not look for revisits (loop closure costs one extra pass per verified candidate)")
+
+
+def validate(args: argparse.Namespace) -> None:
+    """Chunk options that cannot work, before any work (raises ``ChunkPlanError``, a ValueError)."""
+    if args.overlap is not None and args.chunk is None:
+        raise ValueError("--overlap needs --chunk (automatic chunking picks its own overlap)")
+    if args.chunk is not None:
+        from .chunks import check_chunking
+
+        overlap = args.overlap if args.overlap is not None else max(4, args.chunk // 4) if args.chunk > 4 \
+            else args.chunk - 1
+        check_chunking(args.chunk, overlap, loop_closure=not args.no_loop_closure)
+        if getattr(args, "tracks", None) is not None:
+            raise ValueError("--tracks follows points from the first frame through one pass over all frames; it "
+                             "cannot run in chunks: drop --chunk or --tracks")
+
+
+def reconstruct_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    return {"chunk": args.chunk, "overlap": args.overlap, "loop_closure": not args.no_loop_closure}
+
+
+def summary_lines(info: dict) -> list[str]:
+    """``strategy: ...`` and, for chunked runs, the chunks and loops."""
+    lines = [f"strategy: {info.get('strategy_reason', info.get('strategy', 'exact'))}"]
+    report = info.get("chunks")
+    if report:
+        worst = max((e["relative_residual"] for e in report["alignment"]), default=0.0)
+        lines.append(f"chunks: {report['chunks']} of {report['chunk']} frames ({report['overlap']} shared), "
+                     f"worst alignment residual {worst:.3f} of the scene size; loops closed: "
+                     f"{len(report['loops_closed'])}, rejected: {len(report['loops_rejected'])}")
+    return lines
