@@ -25,7 +25,9 @@ Poses are COLMAP's ``cam_from_world`` (OpenCV axes: x right, y down, z forward).
 from __future__ import annotations
 
 import logging
+import mmap
 import os
+import struct
 from pathlib import Path
 from typing import Literal, Sequence
 
@@ -100,6 +102,81 @@ def _check_model_files(model_dir: Path) -> None:
                               "images and points3D")
         if any(p.suffix == ".bin" and p.stat().st_size == 0 for p in present):
             raise ColmapError(f"{model_dir / (stem + '.bin')} is empty; re-export the COLMAP model")
+    for stem in ("cameras", "images", "points3D", "rigs", "frames"):
+        if (model_dir / f"{stem}.bin").is_file():
+            _check_binary_file(model_dir / f"{stem}.bin", stem)
+
+
+#: smallest record of each binary model file (bytes), to bound a record count read from a corrupt header
+_MIN_RECORD = {"cameras": 24, "images": 73, "points3D": 51, "rigs": 8, "frames": 68}
+
+
+def _camera_param_counts() -> dict[int, int]:
+    import pycolmap
+
+    counts = {}
+    for name, model_id in pycolmap.CameraModelId.__members__.items():
+        if name != "INVALID":
+            counts[int(model_id)] = len(pycolmap.Camera.create_from_model_id(1, model_id, 1.0, 1, 1).params)
+    return counts
+
+
+def _check_binary_file(path: Path, kind: str) -> None:
+    """Walk the record structure of a COLMAP ``.bin`` file; raise :class:`ColmapError` if it is truncated/corrupt.
+
+    pycolmap trusts the counts inside the file: a truncated or corrupt file can make
+    it allocate without bound, hang or abort the process, so the layout is checked
+    first (cameras, images and points3D fully; rigs and frames by their header).
+    """
+    size = path.stat().st_size
+
+    def corrupt(what: str) -> ColmapError:
+        return ColmapError(f"{path} is truncated or corrupt ({what}, file of {size} bytes); re-export the COLMAP "
+                           "model")
+
+    if size < 8:
+        raise corrupt("no record count")
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        count = struct.unpack_from("<Q", data, 0)[0]
+        if count * _MIN_RECORD[kind] > size - 8:
+            raise corrupt(f"{count} records announced")
+        if kind in ("rigs", "frames"):
+            return
+        params = _camera_param_counts() if kind == "cameras" else {}
+        pos = 8
+        for index in range(count):
+            if kind == "cameras":
+                fixed = 24
+                if pos + fixed > size:
+                    raise corrupt(f"camera {index} ends early")
+                model_id = struct.unpack_from("<i", data, pos + 4)[0]
+                if model_id not in params:
+                    raise corrupt(f"camera {index} has unknown model id {model_id}")
+                pos += fixed + 8 * params[model_id]
+            elif kind == "images":
+                pos += 64  # image_id, qvec, tvec, camera_id
+                end = data.find(b"\0", pos, min(size, pos + 65536)) if pos <= size else -1
+                if end < 0:
+                    raise corrupt(f"image {index} has no complete name")
+                pos = end + 1
+                if pos + 8 > size:
+                    raise corrupt(f"image {index} ends early")
+                points = struct.unpack_from("<Q", data, pos)[0]
+                if points > (size - pos - 8) // 24:
+                    raise corrupt(f"image {index} announces {points} keypoints")
+                pos += 8 + 24 * points
+            else:  # points3D
+                pos += 43  # point3D_id, xyz, rgb, error
+                if pos + 8 > size:
+                    raise corrupt(f"point {index} ends early")
+                length = struct.unpack_from("<Q", data, pos)[0]
+                if length > (size - pos - 8) // 8:
+                    raise corrupt(f"point {index} announces a track of {length}")
+                pos += 8 + 8 * length
+            if pos > size:
+                raise corrupt(f"record {index} ends past the end")
+        if pos != size:
+            raise corrupt(f"{size - pos} bytes after the last of {count} records")
 
 
 def _pinhole_intrinsics(camera) -> np.ndarray:

@@ -11,7 +11,7 @@ to ``[N, 1, H, W]``. ``depth = exp(.)`` ``[B, S, H, W, 1]``,
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

@@ -228,3 +228,17 @@ def test_gated_omega_repo_not_approved(tmp_path, monkeypatch):
         VGGT3D.from_pretrained("facebook/VGGT-Omega", cache_dir=str(tmp_path))
     msg = str(err.value)
     assert "refused" in msg and "request access" in msg and "hf auth login" in msg and "local copy" in msg
+
+
+def test_dtype_casts_the_aggregator_only_and_rope_periods_stay_fp32(tmp_path, tiny_omega):
+    src = tiny_omega.save_pretrained(tmp_path / "omega")
+    model = VGGT3D.from_pretrained(src, dtype=torch.bfloat16)
+    assert model.aggregator.frame_blocks[0].attn.qkv.weight.dtype == torch.bfloat16
+    assert model.camera_head.camera_branch[0].weight.dtype == torch.float32
+    periods = model.aggregator.rope_embed.periods
+    assert periods.dtype == torch.float32 and torch.equal(periods, tiny_omega.aggregator.rope_embed.periods)
+    x = torch.rand(1, 2, 3, 32, 32)
+    with torch.no_grad():
+        out = model(x.bfloat16(), precision="bf16")
+        ref = tiny_omega(x)
+    assert out["depth"].dtype == torch.float32 and torch.allclose(out["pose_enc"], ref["pose_enc"], atol=0.05, rtol=0.05)

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from testutils import TOL, assert_close, read_manifest
-from vggt3d import ModelConfig, VGGT3D
+
+from vggt3d import VGGT3D, ModelConfig
 from vggt3d.config import ConfigError
 from vggt3d.testing import load_rule_weights, rule_tensor
 
@@ -193,8 +193,8 @@ def test_forward_is_intermediates_then_heads(tiny):
         again = tiny.forward_heads(tokens, (32, 48))
         default = tiny.forward_intermediates(images)
     assert sorted(default) == tiny.config.aggregator.output_layers
-    assert set(out) == set(again)
-    for key in out:
+    assert set(out) == set(again) | {"images"} and torch.equal(out["images"], images)
+    for key in again:
         torch.testing.assert_close(again[key], out[key], rtol=0, atol=0)
     with pytest.raises(ValueError, match="missing"):
         tiny.forward_heads({0: tokens[0]}, (32, 48))
@@ -258,3 +258,43 @@ def test_omega_1b_text_forward_with_rule_weights():
     for key, value in out.items():
         if isinstance(value, torch.Tensor):
             assert torch.isfinite(value).all(), key
+
+
+# -------------------------------------------------------------------- precision
+#: bf16 autocast on the CPU against fp32, measured on the tiny goldens of both families (issue #10):
+#: max |bf16 - fp32| / (1 + |fp32|) = 0.018 (Omega depth), 0.011 (last-layer tokens), 0.008 (VGGT world points).
+BF16_TOL = {"rtol": 0.03, "atol": 0.03}
+
+
+@pytest.mark.parametrize("preset,case", [("tiny-omega-text", "omega/tiny_omega_b1_s3_64x96.npz"),
+                                         ("tiny", "tiny_b2_s2_56x42.npz")])
+def test_bf16_on_cpu_against_fp32_with_fp32_heads(golden_dir, preset, case):
+    model = load_rule_weights(VGGT3D(ModelConfig.preset(preset)).eval())
+    images = torch.from_numpy(np.load(golden_dir / case)["images"])
+    last = model.config.aggregator.depth - 1
+    with torch.no_grad():
+        ref, low = model(images, precision="fp32"), model(images, precision=torch.bfloat16)
+        t32 = model.forward_intermediates(images, [last], precision="fp32")[last]
+        t16 = model.forward_intermediates(images, [last], precision="bf16")[last]
+    assert 1e-4 < (t16 - t32).abs().max() and torch.allclose(t16.float(), t32, **BF16_TOL)
+    for key, value in ref.items():
+        if isinstance(value, torch.Tensor):
+            assert low[key].dtype == torch.float32, key  # the heads always run in fp32
+            assert torch.allclose(low[key], value, **BF16_TOL), key
+
+
+def test_precision_none_keeps_the_callers_autocast_and_fp32_overrides_it(tiny):
+    images = torch.rand(1, 2, 3, 32, 32)
+    with torch.no_grad():
+        ref = tiny(images, precision="fp32")
+        bf16 = tiny(images, precision="bf16")
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            ambient = tiny(images, precision=None)
+            forced = tiny(images, precision="fp32")
+        plain = tiny(images)  # "auto" on the CPU: fp32
+    torch.testing.assert_close(ambient["depth"], bf16["depth"], rtol=0, atol=0)
+    torch.testing.assert_close(forced["depth"], ref["depth"], rtol=0, atol=0)
+    torch.testing.assert_close(plain["depth"], ref["depth"], rtol=0, atol=0)
+    with pytest.raises(ValueError, match="unknown precision"):
+        tiny(images, precision="fp8")
+    assert not hasattr(tiny, "autocast")

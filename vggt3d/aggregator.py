@@ -198,7 +198,7 @@ class AlternatingAggregator(nn.Module):
     def forward(self, images: torch.Tensor, layers: Iterable[int], hooks: AggregatorHooks | None = None,
                 callback: Callable[[int], None] | None = None) -> dict[int, torch.Tensor]:
         """Run up to the last requested layer; ``callback(i)`` after each layer ``i``."""
-        keep = sorted(set(int(i) for i in layers))
+        keep = sorted({int(i) for i in layers})
         bad = [i for i in keep if not 0 <= i < self.depth]
         if bad:
             raise ValueError(f"aggregator layers {bad} out of range [0, {self.depth})")

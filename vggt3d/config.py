@@ -106,14 +106,14 @@ class _Section:
 
 #: Encoder kinds (:data:`vggt3d.encoder.ENCODERS`): DINOv2-style (VGGT-1B) and DINOv3-style (VGGT-Omega).
 ENCODER_KINDS: tuple[str, ...] = ("dinov2", "dinov3")
-#: Model families (:data:`vggt3d.models.FAMILIES`), named by their aggregator.
-FAMILY_KINDS: tuple[str, ...] = ("vggt", "omega")
-#: Per family: the heads it can build and the head kinds it uses (camera_head.kind, dense_head.kind).
+#: Model families (:data:`vggt3d.models.FAMILIES`, named by ``aggregator.kind``): the heads each can build and
+#: the head kinds it uses (``camera_head.kind``, ``dense_head.kind``). A new family is one line in each.
 FAMILY_HEADS: dict[str, tuple[str, ...]] = {
     "vggt": ("camera", "depth", "point", "track"),
     "omega": ("camera", "depth", "text_alignment"),
 }
 FAMILY_HEAD_KINDS: dict[str, tuple[str, str]] = {"vggt": ("iterative", "dpt"), "omega": ("trunk", "dpt_shuffle")}
+FAMILY_KINDS: tuple[str, ...] = tuple(FAMILY_HEADS)
 
 
 @dataclass
@@ -424,6 +424,8 @@ class ModelConfig:
     @classmethod
     def preset(cls, name: str) -> "ModelConfig":
         """A named architecture: one of :data:`PRESETS`."""
+        from .presets import PRESETS
+
         try:
             factory = PRESETS[name]
         except KeyError:
@@ -435,57 +437,20 @@ class ModelConfig:
         return 1 + self.aggregator.num_register_tokens
 
     def default_resolution(self) -> int:
-        """The input size the loaders use for this model: ``img_size`` (518) for VGGT, 512 for VGGT-Omega."""
-        return self.img_size if self.encoder.kind == "dinov2" else 512
+        """The input size the loaders use: ``img_size`` (518) for a DINOv2 encoder; for a DINOv3 encoder (no
+        position grid, ``img_size`` unused) VGGT-Omega's resolutions: 256 with the text head, else 512."""
+        if self.encoder.kind == "dinov2":
+            return self.img_size
+        return 256 if "text_alignment" in self.heads else 512
+
+    def default_mode(self) -> str:
+        """The loader mode of the family: ``crop`` (VGGT-1B) or ``balanced`` (VGGT-Omega)."""
+        return "crop" if self.encoder.kind == "dinov2" else "balanced"
 
 
-def _tiny() -> ModelConfig:
-    return ModelConfig(
-        encoder=EncoderConfig(embed_dim=64, depth=2, num_heads=4),
-        aggregator=AggregatorConfig(embed_dim=64, depth=6, num_heads=4),
-        camera_head=CameraHeadConfig(trunk_depth=2, num_heads=8),
-        dense_head=DenseHeadConfig(features=16, out_channels=[8, 16, 32, 32], layers=[1, 2, 4, 5]),
-        track_head=TrackHeadConfig(features=16, out_channels=[8, 16, 32, 32], layers=[1, 2, 4, 5],
-                                   hidden_size=32, transformer_depth=2, corr_levels=3, corr_radius=2),
-    )
+def __getattr__(name: str) -> Any:
+    if name == "PRESETS":  # defined in vggt3d.presets (which imports this module)
+        from .presets import PRESETS
 
-
-def _omega(text: bool = False) -> ModelConfig:
-    """VGGT-Omega-1B (``VGGTOmega()``), with the text-alignment head when ``text``."""
-    return ModelConfig(
-        img_size=224, patch_size=16,
-        encoder=EncoderConfig(kind="dinov3", norm_eps=1e-5, rope_base=100.0),
-        aggregator=AggregatorConfig(kind="omega", num_register_tokens=16, register_attention_layers=[2, 6, 9, 14, 20],
-                                    output_layers=[4, 11, 17, 23]),
-        camera_head=CameraHeadConfig(kind="trunk"),
-        dense_head=DenseHeadConfig(kind="dpt_shuffle"),
-        heads=["camera", "depth"] + (["text_alignment"] if text else []),
-        text_head=TextHeadConfig() if text else None,
-    )
-
-
-def _tiny_omega(text: bool = False) -> ModelConfig:
-    """A tiny VGGT-Omega (width 64, 8 registers; ``tests/fixtures/golden/omega/tiny_omega*_config.json``)."""
-    return ModelConfig(
-        img_size=224, patch_size=16,
-        encoder=EncoderConfig(kind="dinov3", embed_dim=64, depth=2, num_heads=4, norm_eps=1e-5, rope_base=100.0),
-        aggregator=AggregatorConfig(kind="omega", embed_dim=64, depth=4, num_heads=4, num_register_tokens=8,
-                                    register_attention_layers=[1, 2], output_layers=[0, 1, 2, 3]),
-        camera_head=CameraHeadConfig(kind="trunk", trunk_depth=2, num_heads=4),
-        dense_head=DenseHeadConfig(kind="dpt_shuffle", features=16, out_channels=[8, 16, 32, 32], layers=[0, 1, 2, 3]),
-        heads=["camera", "depth"] + (["text_alignment"] if text else []),
-        text_head=TextHeadConfig(depth=2, num_heads=4) if text else None,
-    )
-
-
-#: Named architectures. ``vggt-1b`` matches the public ``facebook/VGGT-1B`` weights, ``vggt-omega-1b-512`` and
-#: ``vggt-omega-1b-256-text`` the ``vggt_omega_1b_512.pt`` / ``vggt_omega_1b_256_text.pt`` files of
-#: ``facebook/VGGT-Omega``.
-PRESETS = {
-    "vggt-1b": ModelConfig,
-    "tiny": _tiny,
-    "vggt-omega-1b-512": _omega,
-    "vggt-omega-1b-256-text": lambda: _omega(text=True),
-    "tiny-omega": _tiny_omega,
-    "tiny-omega-text": lambda: _tiny_omega(text=True),
-}
+        return PRESETS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

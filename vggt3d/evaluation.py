@@ -72,6 +72,8 @@ class EvalSettings:
     seed: int = 0
     #: run the model causally (frame t sees frames 0..t; ``docs/world_models.md``)
     causal: bool = False
+    #: the first N scenes are drawn next to their ground truth in the report (``overview_K.png``)
+    overview_scenes: int = 3
 
 
 @dataclass
@@ -81,6 +83,8 @@ class EvalResult:
     #: method -> every frame pair's (rotation, translation) errors, for the pooled AUC curve
     pair_errors: dict[str, list[tuple[Tensor, Tensor]]] = field(default_factory=dict)
     info: dict = field(default_factory=dict)
+    #: (scene, prediction, ground truth) overviews (:mod:`vggt3d.export.preview`) of the first scenes
+    overviews: list = field(default_factory=list, repr=False)
 
     def mean(self) -> dict[str, dict[str, float]]:
         """Mean over scenes of every metric, per method (NaNs left out)."""
@@ -214,6 +218,9 @@ def evaluate(model, dataset, settings: EvalSettings | None = None, device: torch
     from tqdm.auto import tqdm
 
     settings = settings or EvalSettings()
+    if settings.points_from == "point_head" and "point" not in model.heads():
+        raise ValueError(f"points from the point-map head were asked for, but this model has no point head "
+                         f"(config.heads = {model.config.heads}); use points from depth (--points-from depth)")
     if normalize:
         from vggt3d.data import normalize_sample
     model.eval()
@@ -238,6 +245,10 @@ def evaluate(model, dataset, settings: EvalSettings | None = None, device: torch
             if pairs is not None:
                 result.pair_errors[method].append(pairs)
         result.scenes.append(row)
+        if len(result.overviews) < settings.overview_scenes:
+            from .export.preview import overview_pair
+
+            result.overviews.append((row["scene"], *overview_pair(pred, sample, seed=settings.seed)))
     return result
 
 
@@ -323,6 +334,11 @@ def _plots(result: EvalResult, out: Path) -> list[str]:
         fig.savefig(out / "error_per_frame.png", dpi=100)
         plt.close(fig)
         written.append("error_per_frame.png")
+    from .export.preview import render_comparison
+
+    for k, (scene, pred_view, gt_view) in enumerate(result.overviews):
+        render_comparison(pred_view, gt_view, out / f"overview_{k}.png", title=f"scene {scene}: prediction vs truth")
+        written.append(f"overview_{k}.png")
     return written
 
 

@@ -250,7 +250,8 @@ class PretrainedMixin:
         VGGT-Omega-1B with or without its text head). ``filename`` picks a file
         of a hub repo; for ``facebook/VGGT-Omega`` (gated) the default is
         ``vggt_omega_1b_512.pt``, or ``vggt_omega_1b_256_text.pt`` with
-        ``config="vggt-omega-1b-256-text"``.
+        ``config="vggt-omega-1b-256-text"``. ``dtype`` casts the encoder and
+        aggregator weights (the heads stay float32; run with a matching ``precision``).
         """
         src = str(source)
         path = Path(os.path.expanduser(src))
@@ -287,7 +288,10 @@ class PretrainedMixin:
         check_state_dict(model.state_dict(), state, str(weights))
         model.load_state_dict(state, strict=True, assign=True)
         model.eval()
-        return model.to(device=device, dtype=dtype) if dtype is not None else model.to(device=device)
+        model.to(device=device)
+        if dtype is not None:  # the encoder and aggregator (the bulk of the weights); heads stay fp32
+            model.aggregator.to(dtype)
+        return model
 
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
         """Write ``config.json`` (our schema) and ``model.safetensors`` into ``directory``.

@@ -112,6 +112,10 @@ class VGGT3D(PretrainedMixin, nn.Module):
         """The built heads by name (``camera``, ``depth``, ``point``, ``track``, ``text_alignment``)."""
         return self.family.head_modules(self)
 
+    def head_prefixes(self) -> dict[str, str]:
+        """State-dict prefix of every head the family can build (``{"depth": "dense_head.", ...}`` for Omega)."""
+        return {name: f"{attr}." for name, attr in self.family.HEAD_ATTRIBUTES.items()}
+
     def head_layers(self, track: bool = True) -> list[int]:
         """Aggregator layers read by the enabled heads (``track``: include the track head's)."""
         return self.family.head_layers(self, track)
@@ -195,7 +199,8 @@ class VGGT3D(PretrainedMixin, nn.Module):
         B = tokens[need[0]].shape[0] if need else 0
         if query_points is not None:
             query_points = self._check_queries(query_points, B, (H, W))
-        tokens = {i: t.float() for i, t in tokens.items()}
+        head_dtype = next((p.dtype for h in self.heads().values() for p in h.parameters()), torch.float32)
+        tokens = {i: t.to(head_dtype) for i, t in tokens.items()}  # fp32 unless the caller cast the heads
         device_type = next(iter(tokens.values())).device.type if tokens else "cpu"
         frames = None
         if kv_cache is not None or causal:
@@ -217,6 +222,8 @@ class VGGT3D(PretrainedMixin, nn.Module):
         tokens = self.forward_intermediates(images, self.head_layers(track=query_points is not None),
                                             precision=precision, hooks=hooks, progress=progress, causal=causal)
         out = self.forward_heads(tokens, (H, W), query_points, causal=causal)
+        if getattr(self.family, "ECHO_IMAGES", False):  # VGGT-Omega's forward returns its input, [B, S, 3, H, W]
+            out["images"] = images
         if progress is not None:
             progress("heads", 1, 1)
         return out

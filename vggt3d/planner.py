@@ -5,6 +5,10 @@ config, the frame count, the input size, the dtype, the device and the
 strategy; :func:`plan_inference` picks the strategy for a memory budget:
 
 - ``exact``: one pass over every frame (what the model was trained for);
+- ``merged``: one pass with token merging in the global attention
+  (:mod:`vggt3d.merging`): fewer FLOPs, but the kept layers and the per-frame
+  stages still hold every token, so it is a time saver, not a memory saver,
+  and :func:`plan_inference` never picks it on its own (``--merge`` does);
 - ``chunked``: overlapping chunks of frames, each one pass, aligned by Sim(3)
   (:mod:`vggt3d.longvideo`); memory is that of one chunk plus the per-frame
   results, flat in the video length.
@@ -42,17 +46,17 @@ __all__ = ["CostEstimate", "InferencePlan", "PlanError", "Strategy", "estimate_c
 
 log = logging.getLogger(__name__)
 
-Strategy = Literal["exact", "chunked"]
-STRATEGIES: tuple[str, ...] = ("exact", "chunked")
+Strategy = Literal["exact", "merged", "chunked"]
+STRATEGIES: tuple[str, ...] = ("exact", "merged", "chunked")
 
 #: Allocator arenas, thread-pool and kernel workspaces seen on CPU beyond the tensors (calibrated, MiB).
 CPU_OVERHEAD = 15 << 20
 #: Sustained FLOP/s assumed by the time model: per CPU thread (fp32), and for a CUDA device (bf16/fp16).
 CPU_FLOPS_PER_THREAD = 40e9
 CUDA_FLOPS = 150e12
-#: Per frame kept by a chunked run (model resolution, per pixel): depth, confidence, colours, points of the
-#: overlap and the merged result (float32), see ``vggt3d.longvideo.chunked``.
-RESULT_BYTES_PER_PIXEL = 4 + 4 + 3 + 12 + 4
+#: Host memory per pixel of every frame kept by a chunked run: the owned depth and confidence (float32) and a
+#: 1-in-16 subsample of the points and confidences for the alignment (``vggt3d.longvideo.chunked``).
+RESULT_BYTES_PER_PIXEL = 4 + 4 + 1
 #: ``vggt3d.reconstruct``'s numpy post-processing per pixel of all frames (depth, confidence, world points,
 #: masks, colours, the selected points), and its fixed slack.
 POSTPROCESS_BYTES_PER_PIXEL = 4 + 4 + 12 + 3 + 3 + 14
@@ -112,16 +116,18 @@ def _dense_head_bytes(config: Any, height: int, width: int, frames: int) -> int:
 
 def estimate_cost(config: Any, frames: int, height: int, width: int, dtype: torch.dtype = torch.float32,
                   device: str | torch.device = "cpu", strategy: str = "exact", *, chunk: int | None = None,
-                  overlap: int = 0, num_queries: int = 0, threads: int | None = None,
+                  overlap: int = 0, num_queries: int = 0, threads: int | None = None, merge_ratio: float = 0.5,
                   postprocess: bool = False) -> CostEstimate:
     """Memory and time of running ``frames`` images of ``height x width`` through the model.
 
     Args:
         config: a :class:`vggt3d.config.ModelConfig`.
         dtype: the run's dtype (autocast dtype on GPUs; fp32 on CPU).
-        strategy: ``exact`` or ``chunked`` (then ``chunk`` frames per pass, ``overlap`` shared).
+        strategy: ``exact``, ``merged`` (``merge_ratio`` of the global-attention tokens merged:
+            fewer FLOPs, the same memory bound) or ``chunked`` (``chunk`` frames per pass, ``overlap`` shared).
         num_queries: tracked points (the tracker's feature maps are added).
-        postprocess: add :func:`vggt3d.reconstruct`'s post-processing of the outputs (all frames).
+        postprocess: add :func:`vggt3d.reconstruct`'s post-processing of the outputs (all frames; host
+            memory, so counted for CPU runs only, as are a chunked run's kept results).
     """
     if strategy not in STRATEGIES:
         raise PlanError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
@@ -130,11 +136,12 @@ def estimate_cost(config: Any, frames: int, height: int, width: int, dtype: torc
         if not chunk or chunk < 2:
             raise PlanError("the chunked strategy needs chunk >= 2 frames")
         per_pass = estimate_cost(config, min(chunk, frames), height, width, dtype, dev, "exact", threads=threads)
-        stored = frames * height * width * RESULT_BYTES_PER_PIXEL
+        host = dev.type == "cpu"  # results and post-processing live in host memory: count them on a CPU run only
+        stored = frames * height * width * RESULT_BYTES_PER_PIXEL if host else 0
         stride = max(chunk - overlap, 1)
         passes = 1 + max(0, -(-(frames - chunk) // stride))
         terms = dict(per_pass.terms, results=stored)
-        if postprocess:
+        if postprocess and host:
             terms["postprocess"] = frames * height * width * POSTPROCESS_BYTES_PER_PIXEL + POSTPROCESS_OVERHEAD
         return CostEstimate(sum(terms.values()), per_pass.flops * passes, per_pass.seconds * passes, terms)
 
@@ -157,14 +164,16 @@ def estimate_cost(config: Any, frames: int, height: int, width: int, dtype: torc
         "tracker": pixels // 4 * config.track_head.features * 4 * 3 if num_queries else 0,
         "overhead": CPU_OVERHEAD if dev.type == "cpu" else 0,
     }
-    if postprocess:
+    if postprocess and dev.type == "cpu":  # host memory; on a GPU the budget is the device's
         terms["postprocess"] = pixels * POSTPROCESS_BYTES_PER_PIXEL + POSTPROCESS_OVERHEAD
     terms = {k: int(v) for k, v in terms.items()}
     # FLOPs: 2 per multiply-add of every linear layer, plus attention (QK^T and AV: 4 N^2 C per layer).
     block_params = (4 + 2 * agg.mlp_ratio) * C * C
     enc_params = (4 + 2 * enc.mlp_ratio) * Ce * Ce
     flops = frames * Pe * enc.depth * (2 * enc_params + 4 * Pe * Ce)
-    flops += agg.depth * (2 * frames * P * 2 * block_params + 4 * frames * P * P * C + 4 * (frames * P) ** 2 * C)
+    N = frames * P  # tokens of one global attention
+    K = N - int(merge_ratio * N) if strategy == "merged" else N  # after token merging (vggt3d.merging)
+    flops += agg.depth * (2 * (N + K) * block_params + 4 * frames * P * P * C + 4 * K * K * C)
     flops += pixels * 2 * 3 * 3 * config.dense_head.features * 64 * len(layers)  # dense heads, roughly
     if dev.type == "cuda":
         rate = CUDA_FLOPS
@@ -191,9 +200,10 @@ def plan_inference(config: Any, frames: int, height: int, width: int, dtype: tor
                    num_queries: int = 0, max_auto_chunk: int = 64) -> InferencePlan:
     """Choose ``exact`` or ``chunked`` for ``frames`` under ``budget`` bytes, and say why.
 
-    Estimates include :func:`vggt3d.reconstruct`'s post-processing. ``chunk`` forces chunking with that many frames per pass (checked against
-    the budget); otherwise the exact pass runs when it fits, else the largest
-    chunk that fits (at most ``max_auto_chunk``) with ``overlap`` (default a quarter of it, >= 4).
+    Estimates include :func:`vggt3d.reconstruct`'s post-processing. ``chunk``
+    forces chunking with that many frames per pass (checked against the
+    budget); otherwise the exact pass runs when it fits, else the largest chunk
+    that fits (at most ``max_auto_chunk``) with ``overlap`` (default a quarter of it, >= 4).
 
     Raises:
         PlanError: nothing fits, or the options contradict each other (the message says what to change).
@@ -219,7 +229,10 @@ def plan_inference(config: Any, frames: int, height: int, width: int, dtype: tor
     limit = max_chunk_frames(config, height, width, dtype, device, budget, frames, ov or 0)
     if chunk is not None:
         ov = ov if ov is not None else max(4, chunk // 4) if chunk > 4 else chunk - 1
-        check_chunking(chunk, ov, loop_closure=loop_closure, max_chunk=limit if limit >= 2 else 1)
+        if limit < 2:
+            raise PlanError(f"even chunks of 2 frames at {width}x{height} do not fit in {_fmt(budget)} "
+                            f"({budget_source}); raise --max-memory or use another device")
+        check_chunking(chunk, ov, loop_closure=loop_closure, max_chunk=limit)
         if chunk >= frames:
             return InferencePlan("exact", frames, None, None, exact, budget,
                                  f"exact: --chunk {chunk} covers all {frames} frames in one pass")

@@ -92,37 +92,41 @@ def _inference_progress(enabled: bool):
 
 
 def _run_model(model: Any, images: torch.Tensor, device: torch.device, dtype: torch.dtype,
-               queries: torch.Tensor | None, progress: bool, causal: bool = False) -> dict[str, np.ndarray]:
+               queries: torch.Tensor | None, progress: bool, causal: bool = False,
+               merge_ratio: float = 0.0) -> dict[str, np.ndarray]:
+    hooks = None
+    if merge_ratio:  # token merging in the global attention (vggt3d.merging)
+        from .merging import merge_hooks
+
+        hooks = merge_hooks(merge_ratio, len(images), 1 + model.config.aggregator.num_register_tokens)
     with torch.inference_mode(), _inference_progress(progress) as step:
         out = model(images.to(device), query_points=None if queries is None else queries.to(device),
-                    precision=dtype, progress=step, causal=causal)
+                    precision=dtype, progress=step, causal=causal, hooks=hooks)
     keys = ("pose_enc", "depth", "depth_conf", "world_points", "world_points_conf", "track", "vis", "conf")
     return {k: out[k][0].float().cpu().numpy() for k in keys if k in out}
 
 
-def _input_geometry(cfg: Any) -> tuple[int, int]:
-    """``(size, patch_size)`` the loader uses for a model config (518/14 for VGGT-1B, 512/16 for VGGT-Omega)."""
-    return int(cfg.default_resolution()), int(cfg.patch_size)
+def _input_geometry(cfg: Any, mode: str | None = None) -> tuple[int, int, str]:
+    """``(size, patch_size, mode)`` the loader uses for a model config (518/14/crop for VGGT-1B, 512/16/balanced
+    for VGGT-Omega); an explicit ``mode`` wins."""
+    return int(cfg.default_resolution()), int(cfg.patch_size), mode or cfg.default_mode()
 
 
 def _run_chunks(model: Any, images: torch.Tensor, device: torch.device, dtype: torch.dtype, plan: Any,
-                loop_closure: bool, progress: bool) -> tuple[dict[str, np.ndarray], dict]:
+                loop_closure: bool, progress: bool, merge_ratio: float = 0.0) -> tuple[dict[str, np.ndarray], dict]:
     """Chunked inference (:mod:`vggt3d.longvideo.chunked`) -> the outputs of one pass (``pose_enc``, ``depth``...)."""
-    from .geometry import cameras_to_pose_encoding, pose_encoding_to_cameras
+    from .geometry import cameras_to_pose_encoding
     from .longvideo import AlignmentError, plan_chunks
-    from .longvideo.chunked import run_chunked
+    from .longvideo.chunked import model_predictor, run_chunked
     from .longvideo.pipeline import LoopConfig
 
     H, W = images.shape[-2:]
 
-    def predict(frames: Any) -> dict[str, np.ndarray]:
-        out = _run_model(model, images[list(frames)], device, dtype, None, False)
-        cam34, K = pose_encoding_to_cameras(torch.from_numpy(_sane_pose_encoding(out["pose_enc"])), (H, W))
-        cam = np.tile(np.eye(4), (len(K), 1, 1))
-        cam[:, :3] = cam34.numpy()
-        return {"cam_from_world": cam, "intrinsics": K.numpy(), "depth": out["depth"][..., 0],
-                "conf": out["depth_conf"]}
+    def run(chunk_images: torch.Tensor) -> dict[str, np.ndarray]:
+        out = _run_model(model, chunk_images, device, dtype, None, False, merge_ratio=merge_ratio)
+        return dict(out, pose_enc=_sane_pose_encoding(out["pose_enc"]))
 
+    predict = model_predictor(run, lambda frames: images[list(frames)])
     chunks = plan_chunks(len(images), plan.chunk, plan.overlap)
     try:
         result = run_chunked(predict, chunks, loops=LoopConfig(enabled=loop_closure), progress=progress)
@@ -133,21 +137,21 @@ def _run_chunks(model: Any, images: torch.Tensor, device: torch.device, dtype: t
     return {"pose_enc": pose_enc, "depth": result.depth[..., None], "depth_conf": result.conf}, result.report
 
 
-def _guess_input_geometry(model: Any, config: Any) -> tuple[int, int]:
+def _guess_input_geometry(model: Any, config: Any, mode: str | None = None) -> tuple[int, int, str]:
     """The model's :func:`_input_geometry`, read without loading weights where possible (else VGGT-1B's)."""
     from .config import ModelConfig
     from .hub import config_from_json_dict, shipped_models
 
     if hasattr(model, "config"):
-        return _input_geometry(model.config)
+        return _input_geometry(model.config, mode)
     if config is not None:
-        return _input_geometry(ModelConfig.preset(config) if isinstance(config, str) else config)
+        return _input_geometry(ModelConfig.preset(config) if isinstance(config, str) else config, mode)
     path = Path(os.path.expanduser(str(model)))
     root = path if path.is_dir() else shipped_models().get(str(model))
     if root is not None and (root / "config.json").is_file():
         with contextlib.suppress(Exception):
-            return _input_geometry(config_from_json_dict(json.loads((root / "config.json").read_text())))
-    return _input_geometry(ModelConfig())
+            return _input_geometry(config_from_json_dict(json.loads((root / "config.json").read_text())), mode)
+    return _input_geometry(ModelConfig(), mode)
 
 
 def _load_model(model: Any, device: torch.device, config: Any = None) -> Any:
@@ -202,7 +206,7 @@ def reconstruct(
     config: Any = None,
     device: str | torch.device = "auto",
     dtype: str | torch.dtype = "auto",
-    mode: Literal["crop", "pad"] = "crop",
+    mode: Literal["crop", "pad", "balanced", "max_size"] | None = None,
     points_from: Literal["depth", "pointmap"] = "depth",
     conf_threshold: float = 50.0,
     conf_absolute: bool = False,
@@ -219,6 +223,7 @@ def reconstruct(
     chunk: int | None = None,
     overlap: int | None = None,
     loop_closure: bool = True,
+    merge_ratio: float | None = None,
     tracks_from: Literal["head", "features", "both"] | None = None,
     refine: Literal["ba"] | None = None,
     intrinsics: Any = None,
@@ -237,7 +242,8 @@ def reconstruct(
         model: a :class:`vggt3d.VGGT3D`, or what ``VGGT3D.from_pretrained`` takes
             (hub id, directory, file, shipped model name); ``config`` overrides its architecture.
         device, dtype: ``auto`` picks cuda/mps/cpu and bf16/fp16/fp32.
-        mode: the loader's ``crop`` or ``pad`` (outputs are at original resolution either way).
+        mode: the loader's ``crop`` or ``pad`` (VGGT-1B's), ``balanced`` or ``max_size``
+            (VGGT-Omega's); default: the model's (outputs are at original resolution either way).
         points_from: world points from ``depth`` and cameras (default), or the point-map head.
         conf_threshold: keep points whose confidence is at least this percentile
             (0-100) of all confidences, or this value with ``conf_absolute``.
@@ -255,6 +261,8 @@ def reconstruct(
             closure (:mod:`vggt3d.longvideo`). Without ``chunk`` the memory planner
             (:mod:`vggt3d.planner`) runs one exact pass when it fits ``max_memory``,
             else chunks; ``info["strategy"]`` and ``info["strategy_reason"]`` say which and why.
+        merge_ratio: merge away this fraction (0-0.95) of the global-attention tokens
+            (:mod:`vggt3d.merging`; faster for many frames, approximate); ``None``/0: exact.
         tracks_from: multi-view tracks for the COLMAP export and refinement: ``head``
             (the track head, queries in several frames), ``features`` (SIFT) or ``both``.
         refine: ``"ba"``: bundle adjustment of cameras and tracks (tracks default to ``both``).
@@ -285,6 +293,12 @@ def reconstruct(
     if causal and chunk is not None:
         raise ValueError("causal=True runs one causal pass; chunked inference aligns chunks afterwards, which is "
                          "not causal: drop --chunk or --causal")
+    if merge_ratio is not None:
+        from .merging import MergeConfig
+
+        MergeConfig(ratio=merge_ratio)  # validates: a number in [0, 0.95]
+        if causal and merge_ratio:
+            raise ValueError("token merging cannot run with causal=True (a masked global attention): drop --merge")
     if chunk is not None:  # chunk options that cannot work fail before anything loads
         from .longvideo import check_chunking
 
@@ -299,7 +313,8 @@ def reconstruct(
     start = time.perf_counter()
 
     # Frames first (bad input fails before gigabytes of weights load), at the input size the model will want.
-    size, patch = _guess_input_geometry(model, config)
+    requested_mode = mode
+    size, patch, mode = _guess_input_geometry(model, config, requested_mode)
     frames = load_frames(inputs, mode, size, fps, stride, max_frames, skip_bad, progress, patch_size=patch)
     timings["load"] = time.perf_counter() - start
     distinct_sizes = sorted({(t.original_width, t.original_height) for t in frames.batch.transforms})
@@ -311,8 +326,8 @@ def reconstruct(
     t0 = time.perf_counter()
     net = _load_model(model, dev, config)
     timings["model"] = time.perf_counter() - t0
-    if _input_geometry(net.config) != (size, patch):
-        size, patch = _input_geometry(net.config)
+    if _input_geometry(net.config, requested_mode) != (size, patch, mode):
+        size, patch, mode = _input_geometry(net.config, requested_mode)
         log.debug("the model takes %d-pixel inputs in %d-pixel patches: loading the frames again", size, patch)
         t0 = time.perf_counter()
         frames = load_frames(inputs, mode, size, fps, stride, max_frames, skip_bad, False, patch_size=patch)
@@ -349,9 +364,11 @@ def reconstruct(
     t0 = time.perf_counter()
     try:
         if plan.strategy == "chunked":
-            out, chunk_report = _run_chunks(net, batch.images, dev, run_dtype, plan, loop_closure, progress)
+            out, chunk_report = _run_chunks(net, batch.images, dev, run_dtype, plan, loop_closure, progress,
+                                            merge_ratio=merge_ratio or 0.0)
         else:
-            out, chunk_report = _run_model(net, batch.images, dev, run_dtype, query_model, progress, causal), None
+            out, chunk_report = _run_model(net, batch.images, dev, run_dtype, query_model, progress, causal,
+                                           merge_ratio=merge_ratio or 0.0), None
     except (MemoryError, RuntimeError) as exc:  # torch.cuda.OutOfMemoryError is a RuntimeError
         text = str(exc).lower()
         if isinstance(exc, RuntimeError) and "out of memory" not in text and "can't allocate" not in text:
@@ -399,7 +416,7 @@ def reconstruct(
         "points_candidates": n_selected, "max_points": max_points, "skipped_bad": frames.bad,
         "skipped_other": frames.skipped, "timings": timings, "peak_memory_bytes": peak,
         "peak_memory_kind": peak_kind, "memory_estimate_bytes": need_bytes, "strategy": plan.strategy, "causal": causal,
-        "strategy_reason": plan.reason, "chunks": chunk_report,
+        "strategy_reason": plan.reason, "chunks": chunk_report, "merge_ratio": float(merge_ratio or 0.0),
     }
     rec = Reconstruction(
         image_names=frames.names, sources=frames.sources, image_sizes=sizes, intrinsics=K_orig,

@@ -56,7 +56,7 @@ def synthetic(n_points: int = 40, seed: int = 0) -> Reconstruction:
 
 def test_parse_formats():
     assert parse_formats(None) == list(DEFAULT_FORMATS) == parse_formats("all") and "scene_folder" not in DEFAULT_FORMATS
-    assert parse_formats("all,scene_folder") == list(FORMATS)
+    assert parse_formats("all,scene_folder,html") == list(FORMATS)
     assert parse_formats("colmap, ply") == ["ply", "colmap"]  # writing order
     with pytest.raises(ValueError, match="unknown output format"):
         parse_formats("ply,obj")

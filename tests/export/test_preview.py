@@ -70,3 +70,26 @@ def test_view_axes_and_frustum_geometry():
     uv = corners @ K.T
     assert np.allclose(uv[:, :2] / uv[:, 2:], [[-0.5, -0.5], [63.5, -0.5], [63.5, 47.5], [-0.5, 47.5]])
     assert np.allclose(corners[:, 2], 2.0)
+
+
+def test_overview_pair_of_a_perfect_prediction_matches_the_truth(tmp_path):
+    import torch
+
+    from vggt3d.export.preview import overview_pair
+
+    rec = make_reconstruction()
+    S, H, W = rec.depth.shape
+    world = rec.points.reshape(S, H, W, 3)  # every pixel, in frame order (see viewer_scenes)
+    mask = np.ones((S, H, W), bool)
+    mask[:, :5] = False
+    sample = {"images": torch.from_numpy(rec.model_colors).permute(0, 3, 1, 2).float() / 255,
+              "cam_from_world": torch.from_numpy(rec.cam_from_world[:, :3]),
+              "intrinsics": torch.from_numpy(rec.intrinsics),
+              "depths": torch.from_numpy(rec.depth), "world_points": torch.from_numpy(world),
+              "point_masks": torch.from_numpy(mask)}
+    pred = {"cam_from_world": sample["cam_from_world"], "intrinsics": sample["intrinsics"], "depth": sample["depths"]}
+    pred_view, gt_view = overview_pair(pred, sample, max_points=2000)
+    assert len(gt_view.points) == 2000 and np.allclose(pred_view.points, gt_view.points, atol=1e-4)
+    assert np.array_equal(pred_view.colors, gt_view.colors) and gt_view.cam_from_world.shape == (S, 4, 4)
+    assert all((d[:5] == 0).all() for d in gt_view.depths)  # invalid truth left blank
+    assert render_comparison(pred_view, gt_view, tmp_path / "o.png").stat().st_size > 10000

@@ -34,7 +34,8 @@ def test_merged_frames_share_one_world():
     fit = umeyama(c, traj.centres)
     assert np.sqrt(((fit.apply(c) - traj.centres) ** 2).sum(1).mean()) < 0.01 * traj.path_length
     # Depths: in world units, so every frame's depth is the true depth over the same global scale.
-    true = np.einsum("thwj,tj->thw", traj.points, traj.cam_from_world[:, 2, :3]) + traj.cam_from_world[:, 2, 3, None, None]
+    cam = traj.cam_from_world
+    true = np.einsum("thwj,tj->thw", traj.points, cam[:, 2, :3]) + cam[:, 2, 3, None, None]
     ratio = np.median((result.depth * fit.scale / true).reshape(90, -1), axis=1)
     np.testing.assert_allclose(ratio, 1.0, atol=0.03)
 

@@ -4,8 +4,9 @@ Each chunk's geometry is ground truth moved into its own random Sim(3) frame,
 with a drift growing along the chunk (2 deg rotation, 3 % scale, 2 % of the
 scene size in translation at its last frame), 0.3 % depth noise and 10 %
 low-confidence outliers (:func:`vggt3d.longvideo.synthetic.simulate_chunks`).
-Stated bounds (measured over seeds 1-8 at writing: corridor ATE 0.17 %, room
-ATE <= 0.5 % of the path; loop closure cut the end-to-start drift 5-50x):
+Stated bounds (measured over seeds 1-8 by ``benchmarks/longvideo_alignment.py``:
+corridor ATE <= 0.6 %, room ATE <= 0.5 % of the path; loop closure cut the
+end-to-start drift 5-49x):
 
 - ATE after a Sim(3) fit below 1 % of the path length;
 - loop closure reduces the end-to-start drift at least 4x.
@@ -61,7 +62,7 @@ def test_corridor_walk_is_recovered():
     assert ate(traj, result.frames["cam_from_world"]) < 0.01
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", [1] + [pytest.param(s, marks=pytest.mark.slow) for s in (2, 3)])
 def test_room_loop_closes(seed):
     traj = room_loop(360)
     plan = plan_chunks(360, 32, 8)

@@ -57,13 +57,17 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                    help="aggregator weights dtype (float32, bfloat16, float16 also accepted; auto: fp32; CUDA runs "
                         "under bf16 autocast either way)")
     g.add_argument("--resolution", type=_resolution, default=None,
-                   help="longer side of the model input in pixels, or HxW (default: the model's, 518)")
+                   help="longer side of the model input in pixels, or HxW (default: the model's: 518 for "
+                        "VGGT-1B, 512 for VGGT-Omega)")
     g.add_argument("--window", type=positive_int, default=None, help="frames per model call for long clips (default: all)")
     g.add_argument("--overlap", type=int, default=None,
                    help="frames shared by consecutive windows besides the anchor (default: window / 4)")
     g.add_argument("--causal", action="store_true",
                    help="causal features: frame t depends only on frames 0..t (for autoregressive world models); "
                         "with --window N long clips stream through a key/value cache of N frames (docs/world_models.md)")
+    from ..longvideo.cli import add_merge_argument
+
+    add_merge_argument(g)  # --merge RATIO: token merging in the global attention
     g = parser.add_argument_group("frame sampling")
     g.add_argument("--fps", type=positive_float, default=None,
                    help="keep at most this many frames per second of video")
@@ -105,7 +109,8 @@ def load_prior(args: argparse.Namespace, layers: list[int] | None = None):
         raise ValueError("--overlap applies to bidirectional windows; with --causal, --window N is the key/value "
                          "cache of a stream (frame 0, recent frames, keyframes): drop --overlap")
     return GeometryPrior.from_pretrained(args.weights, layers, dtype=dtype, device=device, resolution=args.resolution,
-                                         window=args.window, overlap=overlap, causal=causal)
+                                         window=args.window, overlap=overlap, causal=causal,
+                                         merge_ratio=getattr(args, "merge", None) or 0.0)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -3,8 +3,10 @@
 Writes into --out (all at the original image resolution): cameras.json,
 points.ply, scene.glb, colmap/sparse/0 (with colmap/images), depth/ and
 confidence/, transforms.json (nerfstudio), splats.ply (3D Gaussian splatting),
-images/, with --tracks tracks.npz, and with --scene-folder scene/ (a vggt3d
-scene folder). The output appears only when complete.
+images/, preview.png (an overview picture), with --tracks tracks.npz, with
+--scene-folder scene/ (a vggt3d scene folder) and with --html scene.html (a
+self-contained page). The output appears only when complete; --view then
+shows it in the browser.
 
 Examples:
 
@@ -64,8 +66,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="inference precision (float32, bfloat16, float16 also accepted); auto: bf16 on GPUs that support it, fp16 on older GPUs, fp32 on CPU")
     model.add_argument("--causal", action="store_true",
                        help="causal: frame t's camera and depth from frames 0..t only (one pass; not with --chunk)")
-    model.add_argument("--mode", default="crop", choices=["crop", "pad"],
-                       help="fit images to the model by centre crop (default) or white padding")
+    model.add_argument("--mode", default=None, choices=["crop", "pad", "balanced", "max_size"],
+                       help="fit images to the model: centre crop or white padding (VGGT-1B; crop is its default), "
+                            "balanced or max_size (VGGT-Omega; balanced is its default)")
     model.add_argument("--max-memory", type=parse_size, default=None, metavar="SIZE",
                        help="memory the run may use, e.g. 24GB (default: free memory of the device); "
                             "frames that are estimated not to fit are refused before inference")
@@ -96,6 +99,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "format but scene_folder")
     output.add_argument("--scene-folder", action="store_true",
                         help="also write scene/, the predictions as a vggt3d scene folder (readable as a dataset)")
+    output.add_argument("--html", action="store_true",
+                        help="also write scene.html, a self-contained page of points and cameras (opens from disk)")
+    output.add_argument("--view", action="store_true",
+                        help="then show the result in the browser at http://127.0.0.1:8080/ until Ctrl-C "
+                             "(vggt3d view OUT for --host/--port)")
     output.add_argument("--no-progress", action="store_true", help="no progress bars")
     refine_cli.add_arguments(parser)
     chunk_cli.add_arguments(parser)
@@ -132,7 +140,7 @@ def _checkpoint_hint(exc: Exception, weights: str) -> str:
                       "installation ships none yet.")
 
 
-def _summary(rec, written: dict, out: Path, export_seconds: float) -> str:
+def _summary(rec, written: dict, out: Path, export_seconds: float, weights: str | None = None) -> str:
     from vggt3d.runtime import _format_bytes
 
     info = rec.info
@@ -143,7 +151,8 @@ def _summary(rec, written: dict, out: Path, export_seconds: float) -> str:
     subset = info["max_points"] is not None and info["points_candidates"] > len(rec.points)
     lines = [
         f"reconstructed {rec.num_frames} frame{'s' if rec.num_frames != 1 else ''} from {info['input']} "
-        f"on {info['device']} ({info['dtype']}, model input {info['model_size'][0]}x{info['model_size'][1]})",
+        + (f"with model {weights} " if weights else "")
+        + f"on {info['device']} ({info['dtype']}, model input {info['model_size'][0]}x{info['model_size'][1]})",
         (f"points: {len(rec.points):,} kept, a random subset (--max-points) of the "
          f"{info['points_candidates']:,} pixels with {rule}" if subset
          else f"points: {len(rec.points):,} kept: every pixel with {rule}"),
@@ -193,6 +202,10 @@ def run(args: argparse.Namespace) -> int:
         formats = parse_formats(args.formats)
         if args.scene_folder and "scene_folder" not in formats:
             formats.append("scene_folder")
+        if args.html and "html" not in formats:
+            formats.append("html")
+        if args.view:
+            _check_view()
         validate_out(args.out, args.inputs + ([args.tracks] if args.tracks and Path(args.tracks).is_file() else []))
         check_output_dir(args.out, args.overwrite)
         chunk_cli.validate(args)
@@ -226,8 +239,27 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: cannot write --out {args.out}: {exc.strerror or exc}"
               + (f" ({exc.filename})" if exc.filename else "") + "; nothing was written", file=sys.stderr)
         return 1
-    print(_summary(rec, written, args.out.absolute(), export_seconds))
+    print(_summary(rec, written, args.out.absolute(), export_seconds, str(args.weights)))
+    if args.view:
+        from .view import serve_folder
+
+        return serve_folder(args.out)
     return 0
+
+
+def _check_view() -> None:
+    """Fail before any work when ``--view`` cannot serve: viser missing or the port taken."""
+    try:
+        import viser  # noqa: F401
+    except ImportError:
+        raise ValueError('--view needs viser: pip install "vggt3d[view]"') from None
+    from vggt3d.viewer.live import PortInUseError, check_port
+
+    try:
+        check_port("127.0.0.1", 8080)
+    except PortInUseError:
+        raise ValueError("--view: port 8080 on 127.0.0.1 is in use; leave out --view and run "
+                         "vggt3d view OUT --port N afterwards") from None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,6 +18,8 @@ scene_     ``scene/``              :func:`vggt3d.data.scene_folder.read_scene_fo
 folder                             (on request: not in the defaults)
 preview    ``preview.png``         any image viewer: points and cameras from two
                                    viewpoints, frames with depth and confidence
+html       ``scene.html``          any browser, from disk: points, cameras, tracks
+                                   (:mod:`vggt3d.viewer.page`; on request)
 ========== ======================= ==================================================
 
 :func:`save` writes into a temporary directory beside the target and renames
@@ -53,9 +55,10 @@ FORMATS: dict[str, tuple[str, str]] = {
     "tracks": ("vggt3d.export.tracks", "tracks.npz"),
     "scene_folder": ("vggt3d.export.scene_folder", "scene/"),
     "preview": ("vggt3d.export.preview", "preview.png"),
+    "html": ("vggt3d.viewer.page", "scene.html"),
 }
-#: Written by default (``tracks`` only when the reconstruction has tracks); ``scene_folder`` on request.
-DEFAULT_FORMATS: tuple[str, ...] = tuple(f for f in FORMATS if f != "scene_folder")
+#: Written by default (``tracks`` only when the reconstruction has tracks); ``scene_folder``, ``html`` on request.
+DEFAULT_FORMATS: tuple[str, ...] = tuple(f for f in FORMATS if f not in ("scene_folder", "html"))
 
 
 def parse_formats(formats: str | Sequence[str] | None) -> list[str]:

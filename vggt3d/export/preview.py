@@ -23,8 +23,8 @@ import numpy as np
 if TYPE_CHECKING:
     from vggt3d.result import Reconstruction
 
-__all__ = ["Overview", "VIEWS", "frustum_lines", "overview_from_reconstruction", "render_comparison",
-           "render_overview", "write"]
+__all__ = ["Overview", "VIEWS", "frustum_lines", "overview_from_reconstruction", "overview_pair",
+           "render_comparison", "render_overview", "write"]
 
 #: Points drawn per 3D panel (a random subset beyond that).
 MAX_POINTS = 30_000
@@ -55,6 +55,63 @@ def overview_from_reconstruction(rec: Reconstruction) -> Overview:
     return Overview(rec.points, rec.colors, rec.cam_from_world, rec.intrinsics, rec.image_sizes,
                     list(rec.model_colors), list(rec.depth), list(rec.depth_conf),
                     title=f"{rec.num_frames} frames, {len(rec.points):,} points")
+
+
+def _numpy(value) -> np.ndarray:
+    return np.asarray(value.detach().cpu().double() if hasattr(value, "detach") else value, dtype=np.float64)
+
+
+def _homogeneous(cams: np.ndarray) -> np.ndarray:
+    """``[S, 3, 4]`` or ``[S, 4, 4]`` -> ``[S, 4, 4]``."""
+    out = np.tile(np.eye(4), (len(cams), 1, 1))
+    out[:, :3, :] = cams[:, :3, :]
+    return out
+
+
+def _unproject_maps(depth: np.ndarray, cam_from_world: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """``depth [S, H, W]`` -> world points ``[S, H, W, 3]`` (OpenCV axes, pixel centres at integers)."""
+    S, H, W = depth.shape
+    v, u = np.mgrid[0:H, 0:W].astype(np.float64)
+    pix = np.stack([u, v, np.ones_like(u)], -1)  # [H, W, 3]
+    out = np.empty((S, H, W, 3))
+    for i in range(S):
+        cam = (pix @ np.linalg.inv(K[i]).T) * depth[i][..., None]
+        wfc = np.linalg.inv(cam_from_world[i])
+        out[i] = cam @ wfc[:3, :3].T + wfc[:3, 3]
+    return out
+
+
+def overview_pair(pred, sample, max_points: int = MAX_POINTS, seed: int = 0) -> tuple[Overview, Overview]:
+    """Prediction and ground truth of one evaluated scene as overviews (``vggt3d evaluate`` reports).
+
+    ``pred``: ``cam_from_world [S, 3|4, 4]``, ``intrinsics [S, 3, 3]``, ``depth [S, H, W]`` and/or
+    ``world_points [S, H, W, 3]``; ``sample``: the dataset sample (``images [S, 3, H, W]`` in [0, 1],
+    ``cam_from_world``, ``intrinsics``, ``depths``, ``world_points``, ``point_masks``). Points are drawn
+    where the ground truth is valid, coloured by the images; both in their own world frame (camera 0).
+    """
+    images = np.clip(np.round(_numpy(sample["images"]).transpose(0, 2, 3, 1) * 255), 0, 255).astype(np.uint8)
+    S, H, W = images.shape[:3]
+    mask = _numpy(sample["point_masks"]) > 0
+    rng = np.random.default_rng(seed)
+    where = np.flatnonzero(mask.reshape(-1))
+    keep = np.sort(rng.choice(where, min(max_points, len(where)), replace=False)) if len(where) else where
+    colors = images.reshape(-1, 3)[keep]
+    sizes = np.array([[W, H]] * S)
+    gt_cams, gt_K = _homogeneous(_numpy(sample["cam_from_world"])), _numpy(sample["intrinsics"])
+    gt_depth = np.where(mask, _numpy(sample["depths"]), 0.0)
+    gt = Overview(_numpy(sample["world_points"]).reshape(-1, 3)[keep], colors, gt_cams, gt_K, sizes,
+                  list(images), list(gt_depth), title="ground truth")
+    pred_cams = _homogeneous(_numpy(pred["cam_from_world"])) if "cam_from_world" in pred else gt_cams
+    pred_K = _numpy(pred["intrinsics"]) if "intrinsics" in pred else gt_K
+    if "world_points" in pred:
+        world = _numpy(pred["world_points"])
+    elif "depth" in pred:
+        world = _unproject_maps(_numpy(pred["depth"]), pred_cams, pred_K)
+    else:
+        world = np.full((S, H, W, 3), np.nan)
+    depth = list(_numpy(pred["depth"])) if "depth" in pred else []
+    return (Overview(world.reshape(-1, 3)[keep], colors, pred_cams, pred_K, sizes, list(images), depth,
+                     title="prediction"), gt)
 
 
 def frustum_lines(cam_from_world: np.ndarray, K: np.ndarray, size: tuple[int, int], depth: float) -> np.ndarray:

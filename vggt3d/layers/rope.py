@@ -95,6 +95,14 @@ class DinoRope2D(nn.Module):
         exponents = 2 * torch.arange(head_dim // 4, dtype=torch.float32) / (head_dim // 2)
         self.register_buffer("periods", float(base) ** exponents)  # [D/4]
 
+    def _apply(self, fn, recurse: bool = True):  # noqa: ANN001 - nn.Module's signature
+        """Moves follow the module, but ``periods`` stays float32 (RoPE is float32 whatever the weights' dtype)."""
+        periods = self.periods
+        super()._apply(fn, recurse)
+        if self.periods.dtype != torch.float32 and periods.dtype == torch.float32:
+            self.periods = periods.to(device=self.periods.device)
+        return self
+
     def grid(self, h: int, w: int, prefix: int, device: torch.device | None = None) -> RopeGrid:
         """The rotation of an ``h x w`` patch grid behind ``prefix`` unrotated tokens."""
         m = max(h, w)

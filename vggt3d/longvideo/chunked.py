@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +26,7 @@ from .chunks import Chunk
 from .pipeline import LoopConfig, align_sequence
 from .sim3 import AlignmentError
 
-__all__ = ["ChunkedResult", "run_chunked"]
+__all__ = ["ChunkedResult", "model_predictor", "run_chunked"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,31 @@ class ChunkedResult:
     depth: np.ndarray  # [T, H, W] float32, in world units (the owner chunk's depth times its scale)
     conf: np.ndarray  # [T, H, W] float32
     report: dict = field(default_factory=dict)
+
+
+def model_predictor(run: Callable[[Any], dict], source: Callable[[Sequence[int]], Any]) -> Predict:
+    """A :data:`Predict` from a model call and a frame source (frames are fetched per chunk, never all at once).
+
+    Args:
+        run: images ``[s, 3, H, W]`` -> numpy ``{"pose_enc": [s, 9], "depth": [s, H, W, 1], "depth_conf": [s, H, W]}``
+            (the model's keys, batch dimension dropped).
+        source: frame indices -> their images ``[s, 3, H, W]`` (a torch tensor).
+    """
+    import torch
+
+    from ..geometry import pose_encoding_to_cameras
+
+    def predict(frames: Sequence[int]) -> dict:
+        images = source(frames)
+        H, W = images.shape[-2:]
+        out = run(images)
+        cam34, K = pose_encoding_to_cameras(torch.from_numpy(np.asarray(out["pose_enc"], np.float64)), (H, W))
+        cam = np.tile(np.eye(4), (len(K), 1, 1))
+        cam[:, :3] = cam34.numpy()
+        return {"cam_from_world": cam, "intrinsics": K.numpy(), "depth": out["depth"][..., 0],
+                "conf": out["depth_conf"]}
+
+    return predict
 
 
 def _geometry(frames: Sequence[int], pred: dict, stride: int) -> ChunkGeometry:

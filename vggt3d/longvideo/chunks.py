@@ -54,7 +54,7 @@ def check_chunking(chunk: int, overlap: int, *, loop_closure: bool = False, max_
             shared frames (``loop_closure`` or any chunking: 0 shared frames
             cannot be aligned), or ``chunk > max_chunk`` (the planner's limit).
     """
-    if isinstance(chunk, bool) or not isinstance(chunk, int) or isinstance(overlap, bool) or not isinstance(overlap, int):
+    if any(isinstance(v, bool) or not isinstance(v, int) for v in (chunk, overlap)):
         raise ChunkPlanError(f"--chunk and --overlap must be integers, got {chunk!r} and {overlap!r}")
     if chunk < 2:
         raise ChunkPlanError(f"--chunk must be >= 2 frames, got {chunk}")
@@ -99,5 +99,5 @@ def plan_chunks(num_frames: int, chunk: int | None, overlap: int = 0, *, offset:
     starts = [(k * span + (count - 1) // 2) // (count - 1) for k in range(count)]
     # Owner boundaries: chunk k owns [bounds[k], bounds[k + 1]); shared frames split in half.
     bounds = [0] + [(starts[k] + starts[k - 1] + chunk) // 2 for k in range(1, count)] + [num_frames]
-    return [Chunk(tuple(range(offset + s, offset + s + chunk)), tuple(range(offset + bounds[k], offset + bounds[k + 1])))
-            for k, s in enumerate(starts)]
+    return [Chunk(tuple(range(offset + s, offset + s + chunk)),
+                  tuple(range(offset + bounds[k], offset + bounds[k + 1]))) for k, s in enumerate(starts)]

@@ -1,4 +1,4 @@
-"""The ``--chunk`` / ``--overlap`` / ``--no-loop-closure`` options of ``vggt3d reconstruct`` (light: no torch)."""
+"""``--chunk``, ``--overlap``, ``--no-loop-closure`` and ``--merge`` of ``vggt3d reconstruct`` (light: no torch)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,24 @@ def _overlap(text: str) -> int:
     return value
 
 
+def merge_ratio(text: str) -> float:
+    """``--merge RATIO``: a number in [0, 0.95] (the fraction of global-attention tokens merged away)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 0.95:  # also rejects nan
+        raise argparse.ArgumentTypeError(f"must be in [0, 0.95], got {text}")
+    return value
+
+
+def add_merge_argument(parser: Any) -> None:
+    """``--merge RATIO`` (shared by reconstruct, features and score)."""
+    parser.add_argument("--merge", type=merge_ratio, default=None, metavar="RATIO",
+                        help="merge away this fraction (0-0.95) of the tokens in the global attention: faster with "
+                             "many frames, slightly less accurate (docs/long_videos.md); default: exact")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "long videos", "Without --chunk the memory planner runs one exact pass when it fits --max-memory, else "
@@ -36,6 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="frames shared by consecutive chunks (default: a quarter of --chunk, at least 4)")
     group.add_argument("--no-loop-closure", action="store_true",
                        help="do not look for revisits (loop closure costs one extra pass per verified candidate)")
+    add_merge_argument(group)
 
 
 def validate(args: argparse.Namespace) -> None:
@@ -54,12 +73,15 @@ def validate(args: argparse.Namespace) -> None:
 
 
 def reconstruct_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    return {"chunk": args.chunk, "overlap": args.overlap, "loop_closure": not args.no_loop_closure}
+    return {"chunk": args.chunk, "overlap": args.overlap, "loop_closure": not args.no_loop_closure,
+            "merge_ratio": args.merge}
 
 
 def summary_lines(info: dict) -> list[str]:
     """``strategy: ...`` and, for chunked runs, the chunks and loops."""
-    lines = [f"strategy: {info.get('strategy_reason', info.get('strategy', 'exact'))}"]
+    lines = [f"strategy: {info.get('strategy_reason', info.get('strategy', 'exact'))}"
+             + (f"; tokens merged in the global attention (--merge {info['merge_ratio']:g})"
+                if info.get("merge_ratio") else "")]
     report = info.get("chunks")
     if report:
         worst = max((e["relative_residual"] for e in report["alignment"]), default=0.0)

@@ -27,6 +27,8 @@ from ..layers import BlockSpec, DinoRope2D
 #: LayerNorm epsilon of every Omega block and head
 NORM_EPS = 1e-5
 HEAD_ATTRIBUTES = {"camera": "camera_head", "depth": "dense_head", "text_alignment": "text_alignment_head"}
+#: ``forward`` echoes its input under ``images`` (with B added), as the original does
+ECHO_IMAGES = True
 
 
 class OmegaAggregator(AlternatingAggregator):

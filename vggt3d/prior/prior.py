@@ -86,6 +86,8 @@ class GeometryPrior(nn.Module):
             pushes of N/4 frames), so long clips run in bounded memory.
         stream: the cache budget and eviction policy of a causal stream
             (:class:`vggt3d.stream.StreamConfig`), instead of the one ``window`` implies.
+        merge_ratio: merge away this fraction (0-0.95) of the tokens in every
+            global attention (:mod:`vggt3d.merging`; faster, approximate; 0 = exact).
 
     ``forward`` runs under ``torch.no_grad`` unless asked otherwise. On CUDA the
     aggregator runs under bf16 (fp16 where bf16 is unsupported) autocast, on CPU
@@ -95,8 +97,15 @@ class GeometryPrior(nn.Module):
     def __init__(self, model: VGGT3D, layers: Sequence[int] | None = None, *,
                  resolution: int | tuple[int, int] | None = None, window: int | None = None, overlap: int = 0,
                  differentiable: bool = False, frozen: bool = True, model_id: str | None = None,
-                 causal: bool = False, stream: StreamConfig | None = None) -> None:
+                 causal: bool = False, stream: StreamConfig | None = None, merge_ratio: float = 0.0) -> None:
         super().__init__()
+        if merge_ratio:
+            from ..merging import MergeConfig
+
+            MergeConfig(ratio=merge_ratio)  # validates: a number in [0, 0.95]
+            if causal:
+                raise ValueError("merge_ratio (token merging) cannot run with causal=True (a masked global attention)")
+        self.merge_ratio = float(merge_ratio)
         if not isinstance(model, VGGT3D):
             raise TypeError(f"model must be a vggt3d.VGGT3D, got {type(model).__name__}")
         if causal:
@@ -233,8 +242,14 @@ class GeometryPrior(nn.Module):
             anchor_depth = None
             for k, win in enumerate(windows):
                 sub = images[:, list(win.frames)]  # [B, S, 3, H', W']
-                tokens = self.model.forward_intermediates(sub.to(self.dtype), sorted(need),
-                                                          causal=self.causal)  # {i: [B, S, P, 2C]}
+                hooks = None
+                if self.merge_ratio:
+                    from ..merging import merge_hooks
+
+                    hooks = merge_hooks(self.merge_ratio, sub.shape[1],
+                                        1 + self.model.config.aggregator.num_register_tokens)
+                tokens = self.model.forward_intermediates(sub.to(self.dtype), sorted(need), causal=self.causal,
+                                                          hooks=hooks)  # {i: [B, S, P, 2C]}
                 owned = [win.position(t) for t in win.owned]
                 for i in self.layers:
                     parts[i].append(tokens[i][:, owned])  # [B, s, P, 2C]
@@ -255,7 +270,7 @@ class GeometryPrior(nn.Module):
         """Assemble :class:`GeometryFeatures` from each window's (or push's) tokens and head outputs."""
         B, T, H, W = shape
         Hm, Wm = model_size
-        start = self.model.aggregator.patch_start_idx
+        start = self.model.config.patch_start_idx()
         heads = bool(head_parts)
         h, w = Hm // self.model.config.patch_size, Wm // self.model.config.patch_size
         patch, camera, registers = {}, {}, {}

@@ -522,5 +522,5 @@ def consistency(video: Any, model: Any = None, *, tracks: bool = True, num_track
     report.timestamps = None if timestamps is None else [float(t) for t in timestamps]
     report.settings.update(model=prior.model_id, window=prior.window, overlap=prior.overlap,
                            resolution=list(prior.resolution) if isinstance(prior.resolution, tuple) else prior.resolution,
-                           tracks=queries is not None)
+                           tracks=queries is not None, causal=getattr(prior, "causal", False))
     return report

@@ -25,5 +25,7 @@ _NAMES = {
     "refine_reconstruction": "vggt3d.refine.pipeline", "apply_scale": "vggt3d.refine.known",
     "align_to_poses": "vggt3d.refine.known", "apply_intrinsics": "vggt3d.refine.known",
 }
-__all__ = sorted(_NAMES)
+__all__ = ["BAConfig", "FeatureConfig", "KnownCamerasError", "Observations", "RefineConfig", "RefinementError",
+           "TrackFilter", "add_tracks", "align_to_poses", "apply_intrinsics", "apply_scale", "bundle_adjust",
+           "feature_tracks", "filter_tracks", "read_intrinsics", "read_poses", "refine_reconstruction", "triangulate"]
 __getattr__ = lazy_getattr(__name__, _NAMES, globals())

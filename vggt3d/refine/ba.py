@@ -190,32 +190,40 @@ def bundle_adjust(cam_from_world: np.ndarray, intrinsics: np.ndarray, sizes: np.
     k1 = np.zeros(S)
     cams = cam_from_world.copy()
     error_before = float(np.mean(observation_errors(obs, points, cams, K, k1))) if len(obs) else float("nan")
-    report, fixed = "", []
+    report = ""
     track_ids = np.arange(obs.num_tracks)
+    def drop(obs: Observations, points: np.ndarray, track_ids: np.ndarray, keep: np.ndarray) -> tuple:
+        kept_tracks = np.flatnonzero(np.bincount(obs.track[keep], minlength=obs.num_tracks) >= 2)
+        rows = keep & np.isin(obs.track, kept_tracks)
+        return obs.select(rows), points[kept_tracks], track_ids[kept_tracks]
+
+    weak: list[int] = []
     for _ in range(max(config.passes, 1)):
-        weak = _check_evidence(obs, S, config)
-        cams, K, k1, points, report, fixed = _solve_once(cams, K, k1, sizes, obs, points, weak, config)
+        for _ in range(3):  # a frame with too little evidence leaves the adjustment (its pose is kept as given)
+            weak = _check_evidence(obs, S, config)
+            if not weak or not np.isin(obs.frame, weak).any():
+                break
+            obs, points, track_ids = drop(obs, points, track_ids, ~np.isin(obs.frame, weak))
+        cams, K, k1, points, report, _ = _solve_once(cams, K, k1, sizes, obs, points, weak, config)
         err = observation_errors(obs, points, cams, K, k1)
         keep = err <= config.max_error
         if keep.all():
             break
-        kept_tracks = np.flatnonzero(np.bincount(obs.track[keep], minlength=obs.num_tracks) >= 2)
-        rows = keep & np.isin(obs.track, kept_tracks)
-        log.debug("bundle adjustment: %d of %d observations over %.3g px dropped", int((~rows).sum()), len(obs),
+        log.debug("bundle adjustment: %d of %d observations over %.3g px dropped", int((~keep).sum()), len(obs),
                   config.max_error)
-        obs, points, track_ids = obs.select(rows), points[kept_tracks], track_ids[kept_tracks]
-    _check_evidence(obs, S, config)
+        obs, points, track_ids = drop(obs, points, track_ids, keep)
+    weak = _check_evidence(obs, S, config)
     err = observation_errors(obs, points, cams, K, k1)
     error_after = float(np.mean(err))
     if not np.isfinite(error_after) or error_after > config.max_error:
         raise RefinementError(f"bundle adjustment diverged: mean reprojection error {error_before:.3g} -> "
                               f"{error_after:.3g} px")
-    if fixed and not config.fix_poses:
-        log.warning("frames %s have fewer than %d track observations; their poses were not refined",
-                    [i for i in fixed if i != 0 or 0 in weak], config.min_observations_per_frame)
+    if weak and not config.fix_poses:
+        log.warning("frames %s have fewer than %d track observations; their poses were not refined", weak,
+                    config.min_observations_per_frame)
     return BAResult(cam_from_world=cams, intrinsics=K, k1=k1, points=points, error_before=error_before,
                     error_after=error_after, num_tracks=obs.num_tracks, num_observations=len(obs),
-                    fixed_frames=fixed, report=report, observations=obs,
+                    fixed_frames=list(range(S)) if config.fix_poses else weak, report=report, observations=obs,
                     track_ids=track_ids)
 
 
@@ -272,12 +280,10 @@ def _solve_once(cams: np.ndarray, K: np.ndarray, k1: np.ndarray, sizes: np.ndarr
     ba_config = pycolmap.BundleAdjustmentConfig()
     for i in range(S):
         ba_config.add_image(i + 1)
-    fixed = set(range(S)) if config.fix_poses else set(weak)
-    if not config.fix_poses and fixed:
-        fixed.add(0)  # with some poses held, the first one anchors the world frame too
+    fixed = set(range(S)) if config.fix_poses else set(weak)  # weak frames have no observations left
     for i in sorted(fixed):
         ba_config.set_constant_rig_from_world_pose(rec.image(i + 1).frame_id)
-    if len(fixed) < 2:  # the first pose and the first baseline fix rotation, translation and scale
+    if not config.fix_poses:  # one pose and one baseline fix rotation, translation and scale
         ba_config.fix_gauge(pycolmap.BundleAdjustmentGauge.TWO_CAMS_FROM_WORLD)
     if not config.refine_focal:
         for camera_id in rec.cameras:

@@ -77,9 +77,10 @@ def summary_lines(info: dict[str, Any]) -> list[str]:
     """Lines for the command's summary: tracks, refinement (before/after), known cameras, scale."""
     lines = []
     if "known_intrinsics" in info:
-        failed = info["known_intrinsics"]["pnp_failed"]
-        lines.append("intrinsics: as given; poses re-solved by PnP" + (f" (failed for frames {failed})" if failed
-                                                                         else ""))
+        k = info["known_intrinsics"]
+        lines.append("intrinsics: as given" + ("; poses re-solved by PnP against the point map" if k["poses_resolved"]
+                                               else "") + (f" (PnP failed for frames {k['pnp_failed']})"
+                                                           if k["pnp_failed"] else ""))
     if "known_poses" in info:
         k = info["known_poses"]
         lines.append(f"poses: aligned to the given ones (scale x{k['scale']:.4g}, median centre error "

@@ -122,7 +122,7 @@ def _colmap_model(path: Path) -> Any:
     folder = path if path.is_dir() else path.parent
     try:
         return pycolmap.Reconstruction(str(folder))
-    except Exception as exc:  # noqa: BLE001 - pycolmap raises plain exceptions for every kind of bad file
+    except Exception as exc:
         raise KnownCamerasError(f"{path}: not a readable COLMAP model ({str(exc).splitlines()[0][:120]})") from exc
 
 
@@ -154,7 +154,7 @@ def _read_cameras_txt(path: Path) -> dict[int, tuple[np.ndarray, tuple[int, int]
         try:
             camera = pycolmap.Camera(model=parts[1], width=int(parts[2]), height=int(parts[3]),
                                      params=[float(x) for x in parts[4:]], camera_id=int(parts[0]))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise KnownCamerasError(f"{path}: line {number} is not 'ID MODEL WIDTH HEIGHT PARAMS...' ({exc})") from exc
         cameras[int(parts[0])] = (_colmap_K(path, camera), (int(parts[2]), int(parts[3])))
     if not cameras:
@@ -271,4 +271,4 @@ def read_poses(path: str | os.PathLike, image_names: list[str]) -> np.ndarray:
             entries[img.name] = _check_pose(path, np.asarray(img.cam_from_world().matrix()), img.name)
         if not entries:
             raise KnownCamerasError(f"{path}: the COLMAP model has no images")
-    return np.stack(_match(path, entries, image_names, "a pose"))
+    return np.stack(_match(path, entries, image_names, "pose"))

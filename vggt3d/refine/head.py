@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 def query_frames(S: int, count: int) -> list[int]:
     """``count`` frames spread evenly over ``0..S-1`` (always including the first)."""
     count = max(1, min(int(count), S))
-    return sorted({int(round(x)) for x in np.linspace(0, S - 1, count)})
+    return sorted({round(float(x)) for x in np.linspace(0, S - 1, count)})
 
 
 def _grid(transform: ImageTransform, n: int) -> np.ndarray:

@@ -1,10 +1,9 @@
 """Known cameras and metric scale applied to a :class:`~vggt3d.result.Reconstruction`.
 
 - :func:`apply_intrinsics`: given intrinsics at original resolution (mapped
-  exactly onto the model grid through each frame's ``ImageTransform``); each
-  pose is re-solved by robust PnP (pycolmap LO-RANSAC + refinement) of the
-  frame's pixels against the predicted 3D points (the point map where the model
-  has one, else the depth unprojected with the predicted camera).
+  exactly onto the model grid through each frame's ``ImageTransform``); with
+  point-map world points, each pose is re-solved by robust PnP (pycolmap
+  LO-RANSAC + refinement) of the frame's pixels against them.
 - :func:`align_to_poses`: the similarity ``X' = s R X + t`` that brings the
   predicted cameras onto given ones (rotation from the per-frame rotation
   differences, scale and translation from the camera centres, each with a
@@ -72,13 +71,21 @@ def _pnp(uv_orig: np.ndarray, world: np.ndarray, K: np.ndarray, size: np.ndarray
     return out
 
 
-def apply_intrinsics(rec: Reconstruction, K: np.ndarray, resolve_poses: bool = True, max_points: int = 4000,
-                     seed: int = 0) -> Reconstruction:
-    """``rec`` with the given intrinsics ``K [S, 3, 3]`` (original pixels) and poses re-solved by PnP.
+def apply_intrinsics(rec: Reconstruction, K: np.ndarray, resolve_poses: bool | None = None,
+                     max_points: int = 4000, seed: int = 0) -> Reconstruction:
+    """``rec`` with the given intrinsics ``K [S, 3, 3]`` (original pixels), poses re-solved by PnP.
 
+    ``resolve_poses`` (default: where the reconstruction kept the point-map head's
+    world points, which do not depend on the predicted cameras): PnP of each
+    frame's pixels against them. Against points unprojected from the frame's own
+    depth with the predicted camera PnP would only trade the focal error for a
+    pose error (measured in ``benchmarks/refine.py``), so then the predicted poses
+    stay and bundle adjustment (``refine="ba"``, intrinsics fixed) corrects them.
     A frame whose PnP fails keeps its predicted pose (with a warning). The depth
     maps are kept; the dense cloud is recomputed with the new cameras.
     """
+    if resolve_poses is None:
+        resolve_poses = rec.world_points is not None
     rng = np.random.default_rng(seed)
     cams = rec.cam_from_world.copy()
     failed = []
@@ -123,9 +130,9 @@ def similarity_from_cameras(pred: np.ndarray, given: np.ndarray, max_angle: floa
     """``(s, R, t, inliers [S])`` with ``X_given = s R X_pred + t``, robust to a few wrong given poses.
 
     Rotation: the candidate ``R_i = R_given_i^T R_pred_i`` agreeing with most
-    others (within ``max_angle`` degrees), averaged over them; scale: median
-    ratio of centre distances between agreeing frames; translation: median
-    offset. Inliers are frames whose rotation agrees and whose centre lands
+    others (within ``max_angle`` degrees, widened when fewer than half agree),
+    averaged over them; scale: ratio of the median distances of the agreeing
+    centres from their medians; translation: median offset. Inliers are frames whose rotation agrees and whose centre lands
     within ``max_centre_error`` times the spread of the given centres; ``s, t``
     are then fit by least squares on them.
     """
@@ -134,31 +141,38 @@ def similarity_from_cameras(pred: np.ndarray, given: np.ndarray, max_angle: floa
     c_given = np.linalg.inv(given)[:, :3, 3]
     cand = np.einsum("sji,sjk->sik", given[:, :3, :3], pred[:, :3, :3])  # R_given^T R_pred
     diff = _angle(np.einsum("aji,bjk->abik", cand, cand))  # [S, S]
-    agree = diff <= max_angle
-    best = int(np.argmax(agree.sum(axis=1)))
-    rot_in = agree[best]
+    for threshold in (max_angle, 2 * max_angle, 4 * max_angle, 180.0):  # widen for poor predictions
+        agree = diff <= threshold
+        best = int(np.argmax(agree.sum(axis=1)))
+        rot_in = agree[best]
+        if rot_in.sum() >= max(1, (S + 1) // 2):
+            break
     R = _project_so3(cand[rot_in].sum(axis=0))
     moved = c_pred @ R.T
     idx = np.flatnonzero(rot_in)
-    if len(idx) >= 2:
-        a, b = np.triu_indices(len(idx), 1)
-        dp = np.linalg.norm(moved[idx[a]] - moved[idx[b]], axis=1)
-        dg = np.linalg.norm(c_given[idx[a]] - c_given[idx[b]], axis=1)
-        ok = dp > 1e-12
-        s = float(np.median(dg[ok] / dp[ok])) if ok.any() else 1.0
+    if len(idx) >= 2:  # ratio of the spreads of the centres about their medians
+        dp = np.linalg.norm(moved[idx] - np.median(moved[idx], axis=0), axis=1)
+        dg = np.linalg.norm(c_given[idx] - np.median(c_given[idx], axis=0), axis=1)
+        s = float(np.median(dg) / np.median(dp)) if np.median(dp) > 1e-12 else 1.0
     else:
         s = 1.0
     t = np.median(c_given[idx] - s * moved[idx], axis=0)
     spread = max(float(np.median(np.linalg.norm(c_given - np.median(c_given, axis=0), axis=1))), 1e-12)
-    inliers = rot_in & (np.linalg.norm(s * moved + t - c_given, axis=1) <= max_centre_error * spread)
-    if inliers.sum() >= 2:
-        mp, mg = moved[inliers].mean(axis=0), c_given[inliers].mean(axis=0)
-        den = float(np.sum((moved[inliers] - mp) ** 2))
-        if den > 1e-18:
-            s = float(np.sum((c_given[inliers] - mg) * (moved[inliers] - mp)) / den)
-        t = mg - s * mp
-    elif inliers.sum() == 1:
-        t = c_given[inliers][0] - s * moved[inliers][0]
+    inliers = rot_in
+    for _ in range(3):  # consensus, then least squares on it, then consensus again
+        residual = np.linalg.norm(s * moved + t - c_given, axis=1)
+        inliers = rot_in & (residual <= max_centre_error * spread)
+        if inliers.sum() < max(1, (S + 1) // 2):  # poor predictions: the better half of the agreeing frames
+            inliers = rot_in & (residual <= np.median(residual[rot_in]))
+        if inliers.sum() >= 3:  # least squares on the inliers, unless their predicted centres nearly coincide
+            mp, mg = moved[inliers].mean(axis=0), c_given[inliers].mean(axis=0)
+            den = float(np.sum((moved[inliers] - mp) ** 2))
+            s_ls = float(np.sum((c_given[inliers] - mg) * (moved[inliers] - mp)) / den) if den > 1e-18 else 0.0
+            if 0.5 * s <= s_ls <= 2.0 * s:
+                s = s_ls
+            t = mg - s * mp
+        else:
+            t = np.median(c_given[inliers] - s * moved[inliers], axis=0)
     if not (np.isfinite(s) and s > 0):
         raise ValueError("the given poses do not determine a similarity with the predicted ones (all centres equal?)")
     return s, R, t, inliers

@@ -25,11 +25,25 @@ import numpy as np
 from ..result import Reconstruction, TrackPoints
 from .ba import BAConfig, RefinementError, bundle_adjust
 from .features import FeatureConfig, feature_tracks
-from .tracks import Observations, TrackFilter, filter_tracks, reprojection_errors, triangulate
+from .tracks import (
+    Observations,
+    TrackFilter,
+    filter_tracks,
+    reprojection_errors,
+    triangulate,
+)
 from .update import with_cameras
 
-__all__ = ["RefineConfig", "TRACK_SOURCES", "add_tracks", "bundle_adjust_reconstruction", "find_tracks",
-           "initial_points", "original_images", "refine_reconstruction"]
+__all__ = [
+    "TRACK_SOURCES",
+    "RefineConfig",
+    "add_tracks",
+    "bundle_adjust_reconstruction",
+    "find_tracks",
+    "initial_points",
+    "original_images",
+    "refine_reconstruction",
+]
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +81,7 @@ def original_images(rec: Reconstruction) -> list[np.ndarray]:
 def _depth_sampler(rec: Reconstruction, depth: np.ndarray | None = None):
     """``(frame [K], uv [K, 2] original pixels) -> predicted depth [K]`` (nearest model pixel; 0 = none)."""
     depth = rec.depth if depth is None else depth
-    S, H, W = depth.shape
+    _, H, W = depth.shape
 
     def sample(frame: np.ndarray, uv: np.ndarray) -> np.ndarray:
         out = np.zeros(len(frame))
@@ -147,7 +161,7 @@ def add_tracks(rec: Reconstruction, tracks_from: TrackSource = "features", confi
     out = dataclasses.replace(rec, track_points=_track_points(obs, points, _colors(images, rec, obs)),
                               info=dict(rec.info))
     out.info["tracks_from"] = {"source": raw.source, "found": int(raw.num_tracks), "tracks": int(obs.num_tracks),
-                               "observations": int(len(obs))}
+                               "observations": len(obs)}
     return out
 
 
@@ -220,7 +234,15 @@ def bundle_adjust_reconstruction(rec: Reconstruction, config: RefineConfig | Non
         if tp is None:
             raise RefinementError("no tracks to refine with")
         obs = Observations(tp.track, tp.frame, tp.uv, tp.source)
-        result = bundle_adjust(rec.cam_from_world, rec.intrinsics, rec.image_sizes, obs, tp.points, ba)
+        try:
+            result = bundle_adjust(rec.cam_from_world, rec.intrinsics, rec.image_sizes, obs, tp.points, ba)
+        except RefinementError as exc:
+            if not (ba.refine_focal and "focal length" in str(exc)):
+                raise
+            log.warning("%s; trying again with the intrinsics held fixed", exc)
+            ba = dataclasses.replace(ba, refine_focal=False)
+            summary["fixed_intrinsics"] = "after the focal lengths drifted"
+            result = bundle_adjust(rec.cam_from_world, rec.intrinsics, rec.image_sizes, obs, tp.points, ba)
     except RefinementError as exc:
         log.warning("refinement failed (%s); the unrefined reconstruction is kept", exc)
         out = dataclasses.replace(rec, info=dict(rec.info))

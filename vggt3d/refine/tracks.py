@@ -43,7 +43,7 @@ class Observations:
     def __len__(self) -> int:
         return len(self.track)
 
-    def select(self, keep_rows: np.ndarray) -> "Observations":
+    def select(self, keep_rows: np.ndarray) -> Observations:
         """Keep the rows ``keep_rows`` (mask or indices) and renumber the tracks ``0..T'-1`` in order."""
         track, frame, uv = self.track[keep_rows], self.frame[keep_rows], self.uv[keep_rows]
         _, track = np.unique(track, return_inverse=True)
@@ -53,12 +53,12 @@ class Observations:
         """``[T]`` number of observations per track."""
         return np.bincount(self.track, minlength=self.num_tracks)
 
-    def min_length(self, n: int) -> "Observations":
+    def min_length(self, n: int) -> Observations:
         """Only the tracks with at least ``n`` observations."""
         return self.select(self.lengths()[self.track] >= n) if len(self) else self
 
     @staticmethod
-    def concatenate(parts: list["Observations"], source: str) -> "Observations":
+    def concatenate(parts: list[Observations], source: str) -> Observations:
         """All tracks of ``parts`` (renumbered one after the other)."""
         tracks, start = [], 0
         for p in parts:

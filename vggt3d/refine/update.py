@@ -31,7 +31,7 @@ def _dense_cloud(rec: Reconstruction, cam_from_world: np.ndarray, K_model: np.nd
                  depth: np.ndarray) -> dict[str, np.ndarray]:
     """The confidence-filtered cloud of ``depth`` with these cameras, selected as :func:`vggt3d.reconstruct` does."""
     info = rec.info
-    S, H, W = depth.shape
+    _, H, W = depth.shape
     world, valid = depth_points(depth, cam_from_world, K_model)
     valid &= content_mask(rec.transforms, H, W)
     conf = rec.depth_conf

@@ -84,22 +84,30 @@ class StreamConfig:
     max_memory_mb: float | None = None
     #: evict frames when over budget (False: raise StreamBudgetError)
     evict: bool = True
-    #: newest frames that are never evicted
-    recent: int = 8
+    #: newest frames that are never evicted (None: half of ``max_frames``, or 8 with a memory budget only)
+    recent: int | None = None
     #: every k-th frame is a keyframe, evicted only after all other old frames
     keyframe_interval: int = 8
 
     def __post_init__(self) -> None:
-        if self.recent < 1 or self.keyframe_interval < 1:
+        if self.recent is not None and self.recent < 1 or self.keyframe_interval < 1:
             raise ValueError(f"recent and keyframe_interval must be >= 1, got {self.recent} and "
                              f"{self.keyframe_interval}")
         if self.max_frames is not None and self.max_frames < 2:
             raise ValueError(f"max_frames must be >= 2 (frame 0 and the newest frame), got {self.max_frames}")
         if self.max_memory_mb is not None and not (math.isfinite(self.max_memory_mb) and self.max_memory_mb > 0):
             raise ValueError(f"max_memory_mb must be a positive number, got {self.max_memory_mb}")
-        if self.evict and self.max_frames is not None and self.max_frames < 1 + self.recent:
+        if self.evict and self.max_frames is not None and self.recent is not None \
+                and self.max_frames < 1 + self.recent:
             raise ValueError(f"max_frames={self.max_frames} cannot hold frame 0 and the recent={self.recent} newest "
                              f"frames; raise max_frames to at least {1 + self.recent} or lower recent")
+
+    @property
+    def recent_frames(self) -> int:
+        """The number of newest frames never evicted (``recent`` or its default)."""
+        if self.recent is not None:
+            return self.recent
+        return max(1, self.max_frames // 2) if self.max_frames is not None else 8
 
     @property
     def bounded(self) -> bool:
@@ -150,14 +158,15 @@ class FrameKVCache:
         if num_new > budget - 1:
             raise StreamBudgetError(f"cannot push {num_new} frames at once into a cache of {budget} frames "
                                     f"(frame 0 stays cached); push at most {budget - 1} frames at a time")
-        keep_recent = max(0, c.recent - num_new)
+        keep_recent = max(0, c.recent_frames - num_new)
         protected = {0} | set(self.frames[len(self.frames) - keep_recent:] if keep_recent else [])
         candidates = [f for f in self.frames if f not in protected]
         ordered = ([f for f in candidates if f % c.keyframe_interval] +
                    [f for f in candidates if f % c.keyframe_interval == 0])
         if len(ordered) < over:
-            raise StreamBudgetError(f"the cache budget of {budget} frames cannot hold frame 0, the {c.recent} most "
-                                    f"recent frames and {num_new} new ones; raise the budget or lower recent")
+            raise StreamBudgetError(f"the cache budget of {budget} frames cannot hold frame 0, the "
+                                    f"{c.recent_frames} most recent frames and {num_new} new ones; raise the budget "
+                                    f"or lower recent")
         return sorted(ordered[:over])
 
     def evict(self, frames: list[int]) -> None:

@@ -93,6 +93,9 @@ class ModelSection:
     init_layer_scale: float | None = None
     #: ``vit`` init only: std of the camera / register / class tokens (frame 0's slot vs. the others')
     init_token_std: float = 1e-6
+    #: from scratch only: a ``from_pretrained`` source whose weights are loaded over the initialised model;
+    #: heads it lacks keep their initialisation (e.g. add point and track heads to a camera + depth model)
+    init_from: str | None = None
     grad_checkpointing: bool = False
 
     def __post_init__(self) -> None:
@@ -102,6 +105,9 @@ class ModelSection:
             raise ConfigError(f"model.init_layer_scale must be in (0, 10] or null, got {self.init_layer_scale}")
         if not 0.0 <= float(self.init_token_std) <= 1.0:
             raise ConfigError(f"model.init_token_std must be in [0, 1], got {self.init_token_std}")
+        if self.init_from is not None and self.pretrained is not None:
+            raise ConfigError("model.init_from and model.pretrained exclude each other: init_from adds heads to a "
+                              "from-scratch architecture, pretrained takes the checkpoint's own")
         if not isinstance(self.arch, Mapping):
             raise ConfigError("model.arch must be a mapping (a partial ModelConfig)")
 

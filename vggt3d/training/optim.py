@@ -14,8 +14,14 @@ from vggt3d.config import HEAD_NAMES
 
 log = logging.getLogger(__name__)
 
-#: clip group -> parameter-name prefix
+#: clip group -> parameter-name prefix (VGGT-1B names; a model's ``head_prefixes()`` overrides the heads')
 GROUP_PREFIXES = {"aggregator": "aggregator.", **{h: f"{h}_head." for h in HEAD_NAMES}}
+
+
+def _group_prefixes(model: nn.Module) -> dict[str, str]:
+    """Clip group -> prefix for ``model`` (VGGT-Omega's depth head is ``dense_head.``)."""
+    heads = getattr(model, "head_prefixes", None)
+    return {**GROUP_PREFIXES, **heads()} if callable(heads) else dict(GROUP_PREFIXES)
 
 
 def warmup_cosine_lr(step: int, total_steps: int, peak_lr: float, warmup: float = 0.05, start_lr: float = 1e-8,
@@ -74,8 +80,9 @@ def apply_freezing(model: nn.Module, patterns: Sequence[str], train_heads: Seque
         if not any(fnmatch.fnmatchcase(n, pattern) for n in names):
             raise ValueError(f"freeze pattern {pattern!r} matches no parameter (names look like {names[0]!r})")
     trainable = frozen = 0
+    prefixes = _group_prefixes(model)
     for name, p in model.named_parameters():
-        head = next((h for h in HEAD_NAMES if name.startswith(f"{h}_head.")), None)
+        head = next((h for h in HEAD_NAMES if name.startswith(prefixes[h])), None)
         freeze = (any(fnmatch.fnmatchcase(name, pat) for pat in patterns) or name.endswith("mask_token")
                   or (head is not None and head not in train_heads))
         p.requires_grad_(not freeze)
@@ -117,10 +124,11 @@ def clip_groups(model: nn.Module,
     """
     groups: dict[str, tuple[list[nn.Parameter], float]] = {}
     orphans = []
+    prefixes = _group_prefixes(model)
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        group = next((g for g, prefix in GROUP_PREFIXES.items() if name.startswith(prefix)), None)
+        group = next((g for g, prefix in prefixes.items() if name.startswith(prefix)), None)
         if group is None or group not in max_norms:
             orphans.append(name)
             continue

@@ -25,6 +25,8 @@ def build_model(cfg: TrainConfig) -> VGGT3D:
         model = VGGT3D(section.model_config())
         if section.init == "vit":
             init_vit_weights(model, layer_scale=section.init_layer_scale, token_std=section.init_token_std)
+        if section.init_from is not None:
+            load_over(model, section.init_from)
         return model
     extra = sorted(set(section.arch) - {"heads"})
     if extra:
@@ -40,6 +42,29 @@ def build_model(cfg: TrainConfig) -> VGGT3D:
             setattr(model, f"{head}_head", None)
         model.config.heads = [h for h in model.config.heads if h in keep]
     return model
+
+
+def load_over(model: VGGT3D, source: str) -> list[str]:
+    """Load the weights of ``source`` (any ``from_pretrained`` source) into ``model``.
+
+    Every tensor of ``source`` must exist in ``model`` with the same shape; the
+    only parameters ``source`` may lack are whole heads that it does not have.
+    Returns the heads that kept their initialisation.
+    """
+    src = VGGT3D.from_pretrained(source)
+    state = src.state_dict()
+    own = model.state_dict()
+    extra = sorted(k for k in state if k not in own)
+    wrong = sorted(k for k in state if k in own and own[k].shape != state[k].shape)
+    if extra or wrong:
+        raise ValueError(f"model.init_from {source}: its weights do not fit model.arch "
+                         f"({len(extra)} unknown, {len(wrong)} of another shape, e.g. {(extra + wrong)[0]})")
+    new_heads = [h for h in model.config.heads if h not in src.config.heads]
+    missing = [k for k in own if k not in state and not any(k.startswith(f"{h}_head.") for h in new_heads)]
+    if missing:
+        raise ValueError(f"model.init_from {source} lacks {len(missing)} tensors of its own heads, e.g. {missing[0]}")
+    model.load_state_dict(state, strict=False)
+    return new_heads
 
 
 # ------------------------------------------------------------------------------------------------- data

@@ -37,7 +37,7 @@ __all__ = ["LiveViewer", "PortInUseError", "ViewerConfig", "serve"]
 MAX_FRAME_CHECKBOXES = 200
 
 
-class PortInUseError(OSError):
+class PortInUseError(ValueError):
     """The port cannot be bound; the message is one line naming host, port and what to do."""
 
 

@@ -19,12 +19,16 @@ import json
 import os
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .scene import PointSet, Scene, SceneError
 
-__all__ = ["DEFAULT_PAGE_POINTS", "export_html", "page_data", "subsample"]
+if TYPE_CHECKING:
+    from vggt3d.result import Reconstruction
+
+__all__ = ["DEFAULT_PAGE_POINTS", "export_html", "page_data", "subsample", "write"]
 
 #: Points kept in a page by default (about 4 MB of HTML).
 DEFAULT_PAGE_POINTS = 200_000
@@ -108,3 +112,12 @@ def export_html(scene: Scene, path: str | os.PathLike, max_points: int = DEFAULT
     template = resources.files("vggt3d.viewer").joinpath("page.html").read_text(encoding="utf-8")
     text = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
     return atomic_write_text(path, template.replace("__SCENE_DATA__", text))
+
+
+def write(rec: Reconstruction, root: Path) -> list[Path]:
+    """The ``html`` export format: ``scene.html`` of the reconstruction (``reconstruct --html``)."""
+    from .scene import scene_from_reconstruction
+
+    return [export_html(scene_from_reconstruction(rec), root / "scene.html",
+                        conf_percentile=0.0 if rec.info.get("conf_absolute")
+                        else min(float(rec.info.get("conf_threshold", 0.0)), 99.0))]

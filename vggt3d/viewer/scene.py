@@ -28,13 +28,17 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from vggt3d.result import Reconstruction
+
 log = logging.getLogger(__name__)
 
-__all__ = ["Frame", "PointSet", "Scene", "SceneError", "TrackLines", "load_scene"]
+__all__ = ["Frame", "PointSet", "Scene", "SceneError", "TrackLines", "lift_tracks", "load_scene",
+           "scene_from_reconstruction"]
 
 #: Default number of points read from the depth maps (strided per frame).
 DEFAULT_MAX_POINTS = 1_000_000
@@ -285,6 +289,15 @@ def _lift_tracks(path: Path, frames: list[Frame], depths: list) -> TrackLines | 
     S = len(frames)
     if uv.ndim != 3 or uv.shape[0] != S or uv.shape[2] != 2 or vis.shape != uv.shape[:2]:
         raise SceneError(f"{path}: tracks have shape {uv.shape}, expected [{S}, N, 2] for {S} frames")
+    lines = lift_tracks(uv, vis, frames, depths)
+    if lines is None:
+        log.info("%s: no track position has a depth; tracks are not shown", path)
+    return lines
+
+
+def lift_tracks(uv: np.ndarray, vis: np.ndarray, frames: list[Frame], depths: list) -> TrackLines | None:
+    """Pixels ``uv [S, N, 2]`` with visibility ``[S, N]`` -> world polylines through each frame's depth
+    ``[height, width]`` (or None); None if no position has a depth. Convention: pixel centres at integers."""
     out = np.full(uv.shape[:2] + (3,), np.nan, np.float32)
     for s, (frame, depth) in enumerate(zip(frames, depths)):
         if depth is None:
@@ -298,10 +311,7 @@ def _lift_tracks(path: Path, frames: list[Frame], depths: list) -> TrackLines | 
         good = np.isfinite(d) & (d > 0)
         rows = np.flatnonzero(ok)[good]
         out[s, rows] = _unproject(d[good], u[rows], v[rows], frame)
-    if not np.isfinite(out).any():
-        log.info("%s: no track position has a depth; tracks are not shown", path)
-        return None
-    return TrackLines(out)
+    return TrackLines(out) if np.isfinite(out).any() else None
 
 
 def _read_ply(path: Path) -> PointSet:
@@ -413,3 +423,31 @@ def load_scene(path: str | os.PathLike, max_points: int = DEFAULT_MAX_POINTS) ->
         return _load_colmap(model_dir, root)
     raise SceneError(f"{root} is not a vggt3d output folder (no cameras.json of format vggt3d.cameras), a COLMAP "
                      "model folder (cameras/images/points3D .bin or .txt) or a .ply file")
+
+
+def scene_from_reconstruction(rec: Reconstruction) -> Scene:
+    """The scene of an in-memory reconstruction (``reconstruct --html``): the depth maps at model resolution
+    unprojected (set ``depth``), the saved cloud as ``pointmap`` when it came from the point map, and the tracks."""
+    frames = [Frame(n, int(w), int(h), rec.intrinsics[i], rec.cam_from_world[i])
+              for i, (n, (w, h)) in enumerate(zip(rec.image_names, rec.image_sizes))]
+    source = Path(rec.sources[0]).parent if rec.sources and rec.sources[0] != "<memory>" else Path("reconstruction")
+    scene = Scene(source, "vggt3d", frames)
+    S, H, W = rec.depth.shape
+    u, v = _pixel_grid(W, H, 1)
+    pts, cols, confs, idx = [], [], [], []
+    for i in range(S):
+        model_frame = Frame("", W, H, rec.model_intrinsics[i], rec.cam_from_world[i])
+        d = rec.depth[i].astype(np.float64)
+        ok = np.isfinite(d) & (d > 0)
+        pts.append(_unproject(d[ok], u[ok], v[ok], model_frame).astype(np.float32))
+        cols.append(rec.model_colors[i][ok])
+        confs.append(rec.depth_conf[i][ok].astype(np.float32))
+        idx.append(np.full(int(ok.sum()), i, np.int32))
+    scene.point_sets["depth"] = PointSet(np.concatenate(pts), np.concatenate(cols), np.concatenate(confs),
+                                         np.concatenate(idx))
+    if rec.info.get("points_from") == "pointmap":
+        scene.point_sets["pointmap"] = PointSet(rec.points, rec.colors, rec.point_conf, rec.point_frame)
+    if rec.tracks is not None:
+        depths = [rec.depth_at_original(i) for i in range(S)]
+        scene.tracks = lift_tracks(rec.tracks.uv, rec.tracks.visibility, frames, depths)
+    return scene
