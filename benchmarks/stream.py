@@ -2,16 +2,18 @@
 
     python benchmarks/stream.py --model tiny-synthetic --size 112 --lengths 16 64 256 \
         --out benchmarks/results/stream_tiny_synthetic_cpu.json
-    python benchmarks/stream.py --model vggt-1b --size 28 --lengths 16 64 256 \
+    python benchmarks/stream.py --model vggt-1b --size 14 --lengths 16 64 256 --repeats 2 --chunk 64 \
         --out benchmarks/results/stream_vggt1b_rule_cpu.json
     python benchmarks/stream.py --plot benchmarks/results/stream_*_cpu.json --png benchmarks/results/stream_cpu.png
 
-For each length N: a stream that already holds N frames (filled in chunks,
-which gives the same cache as single pushes) takes one more frame; its latency
-is the median of ``--repeats`` such pushes. Recomputing means running
-``model(frames[:N+1], causal=True)`` for that new frame (best of ``--repeats``
-after a warm-up at the shortest length). The two results for the new frame
-are compared (``max_abs_diff_*``).
+For each length N: a stream that already holds about N frames (filled in
+chunks, which gives the same cache as single pushes; one stream grows through
+the lengths) takes one more frame; its latency is the median of
+``--repeats`` such pushes (the last one sees N + repeats - 1 frames).
+Recomputing means running ``model(frames[:n+1], causal=True)`` for the last
+pushed frame n (best of ``--repeats``, one run at 256 frames or more, after a
+warm-up at the shortest length). The two results for that frame are compared
+(``max_abs_diff_*``).
 
 ``--model``: ``tiny-synthetic`` (the shipped model) or a preset name
 (``vggt-1b``, ``tiny``, ...) filled with the deterministic rule weights of
@@ -89,21 +91,21 @@ def measure(model, lengths: list[int], size: int, repeats: int, chunk: int, devi
     rows = []
     with torch.no_grad():
         model(frames[:, : min(lengths) + 1], causal=True)  # warm-up
+    stream = GeometryStream(model)  # one stream, grown from one length to the next (the same as a fresh one)
     for N in lengths:
-        stream = GeometryStream(model)
-        for s in range(0, N, chunk):
+        for s in range(stream.num_frames, N, chunk):
             stream.push(frames[:, s: min(N, s + chunk)])
         lat, extra, last = [], [], None
         for r in range(repeats):
             meter.start()
-            last = stream.push(frames[:, N + r: N + r + 1])
+            last = stream.push(frames[:, stream.num_frames: stream.num_frames + 1])
             dt, mb = meter.stop()
             lat.append(dt)
             extra.append(mb)
         cache_mb = stream.cache_bytes / 2**20
-        n_last = N + repeats - 1  # the last pushed frame
+        n_last = stream.num_frames - 1  # the last pushed frame
         rec_t, rec_mb, full = [], [], None
-        for _ in range(repeats if N < 256 or size < 100 else 1):
+        for _ in range(repeats if N < 256 else 1):
             meter.start()
             with torch.no_grad():
                 full = model(frames[:, : n_last + 1], causal=True)
@@ -122,7 +124,7 @@ def measure(model, lengths: list[int], size: int, repeats: int, chunk: int, devi
         print(f"N={N}: stream {row['stream_latency_s'] * 1e3:.1f} ms (+{max(extra):.0f} MiB, cache "
               f"{cache_mb:.0f} MiB) | recompute {min(rec_t) * 1e3:.1f} ms (+{max(rec_mb):.0f} MiB) | "
               f"speed-up {row['speedup']:.1f}x | diff pose {diff_pose:.1e}", flush=True)
-        del stream, full, last
+        del full, last
     return rows
 
 

@@ -117,9 +117,11 @@ def test_train_from_scratch_and_fine_tune_with_frozen_encoder(omega_dir, tmp_pat
     from vggt3d.training.config import load_config
     from vggt3d.training.trainer import Trainer
 
-    scratch = Trainer(load_config(None, _train_overrides(tmp_path, "scratch", ["model.preset=tiny-omega"])))
-    scratch.fit()
-    assert scratch.skipped_steps == 0 and np.isfinite(scratch.history[-1]["objective"])
+    assert main(["train", *_train_overrides(tmp_path, "scratch", ["model.preset=tiny-omega"])]) == 0  # the CLI
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["step"] == 2 and summary["skipped_steps"] == 0
+    scratch = VGGT3D.from_pretrained(tmp_path / "scratch" / "checkpoints" / "step-00000002")
+    assert scratch.config.family == "omega" and scratch.config == ModelConfig.preset("tiny-omega")
     before = VGGT3D.from_pretrained(omega_dir)
     tune = Trainer(load_config(None, _train_overrides(
         tmp_path, "tune", [f"model.pretrained={omega_dir}", "optim.freeze=[aggregator.patch_embed.*]"])))

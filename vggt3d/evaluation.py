@@ -13,7 +13,8 @@ trivial baseline:
 
 :func:`write_report` writes ``results.json`` (settings, per-scene and mean
 values, curves), ``results.md`` (tables) and ``auc_curve.png`` /
-``error_per_frame.png`` (matplotlib).
+``error_per_frame.png`` (matplotlib), and ``overview_K.png`` (prediction beside
+ground truth, :mod:`vggt3d.export.preview`) for the first ``overview_scenes`` scenes.
 """
 
 from __future__ import annotations

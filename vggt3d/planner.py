@@ -19,11 +19,14 @@ frame (camera + registers + h*w patches), Pe encoder tokens, C / Ce widths,
 
 - kept layers: ``S P 2C (a + 4) L`` on GPU (autocast copy + fp32 copy for
   the heads), ``S P 2C 4 L`` in fp32;
-- one block's working set: ``S P C a (mlp_ratio + 6)`` for the trunk,
-  ``S Pe Ce a (mlp_ratio + 6)`` for the encoder (whichever is larger; the
-  attention itself runs through SDPA's fused kernels: no ``(S P)^2`` term);
-- the dense heads, decoded one frame at a time at the DPT's four resolutions;
-- inputs, outputs (depth, points, confidences) and their concatenation;
+- one block's working set: ``S P C a (2 mlp_ratio + 1)`` for the trunk
+  (residual stream, its norm, the MLP's hidden layer before and after the
+  activation), ``S Pe Ce a (2 mlp_ratio + 1)`` for the encoder (whichever is
+  larger; the attention runs through SDPA's fused kernels: no ``(S P)^2`` term);
+- the dense heads, decoded one frame at a time at the DPT's four resolutions,
+  with the outputs (depth, points, confidences) and their concatenation; the
+  heads run after the trunk, so the larger of the two phases counts;
+- the inputs;
 - a constant for allocator and thread-pool overhead (calibrated on CPU).
 
 ``benchmarks/memory_model.py`` checks it against the measured peak (CPU RSS)
@@ -50,7 +53,7 @@ Strategy = Literal["exact", "merged", "chunked"]
 STRATEGIES: tuple[str, ...] = ("exact", "merged", "chunked")
 
 #: Allocator arenas, thread-pool and kernel workspaces seen on CPU beyond the tensors (calibrated, MiB).
-CPU_OVERHEAD = 15 << 20
+CPU_OVERHEAD = 5 << 20
 #: Sustained FLOP/s assumed by the time model: per CPU thread (fp32), and for a CUDA device (bf16/fp16).
 CPU_FLOPS_PER_THREAD = 40e9
 CUDA_FLOPS = 150e12
@@ -110,7 +113,7 @@ def _dense_head_bytes(config: Any, height: int, width: int, frames: int) -> int:
     scales = (16, 4, 1, 0.25)  # the four DPT levels: 4x, 2x, 1x, 0.5x the patch grid (in area)
     projections = sum(hw * (C2 + c * s) for c, s in zip(d.out_channels, scales))
     fusion = hw * 16 * d.features * 4  # refined maps up to 4x the grid, a few buffers at a time
-    head = height * width * (d.features // 2 + 32 + 8) * 2
+    head = height * width * (d.features + d.features // 2 + 32 + 8)  # the fused map at full size, then the head
     return int(4 * (projections + fusion + head))
 
 
@@ -143,7 +146,8 @@ def estimate_cost(config: Any, frames: int, height: int, width: int, dtype: torc
         terms = dict(per_pass.terms, results=stored)
         if postprocess and host:
             terms["postprocess"] = frames * height * width * POSTPROCESS_BYTES_PER_PIXEL + POSTPROCESS_OVERHEAD
-        return CostEstimate(sum(terms.values()), per_pass.flops * passes, per_pass.seconds * passes, terms)
+        memory = per_pass.memory_bytes + stored + terms.get("postprocess", 0)
+        return CostEstimate(memory, per_pass.flops * passes, per_pass.seconds * passes, terms)
 
     hw, P, Pe = _tokens(config, height, width)
     agg, enc = config.aggregator, config.encoder
@@ -157,7 +161,8 @@ def estimate_cost(config: Any, frames: int, height: int, width: int, dtype: torc
     terms = {
         "inputs": pixels * 3 * 4,
         "kept_layers": frames * P * 2 * C * kept_bytes * len(layers),
-        "block": max(frames * P * C * a * (agg.mlp_ratio + 6), frames * Pe * Ce * a * (enc.mlp_ratio + 6)),
+        # residual stream, its norm, the MLP's hidden layer before and after the activation
+        "block": max(frames * P * C * a * (2 * agg.mlp_ratio + 1), frames * Pe * Ce * a * (2 * enc.mlp_ratio + 1)),
         "dense_heads": _dense_head_bytes(config, height, width, frames) if {"depth", "point"} & set(config.heads)
         else 0,
         "outputs": 2 * pixels * 4 * (2 * ("depth" in config.heads) + 4 * ("point" in config.heads)),
@@ -167,6 +172,9 @@ def estimate_cost(config: Any, frames: int, height: int, width: int, dtype: torc
     if postprocess and dev.type == "cpu":  # host memory; on a GPU the budget is the device's
         terms["postprocess"] = pixels * POSTPROCESS_BYTES_PER_PIXEL + POSTPROCESS_OVERHEAD
     terms = {k: int(v) for k, v in terms.items()}
+    # The trunk's working set and the heads' are never alive together: the peak is the larger phase.
+    heads_phase = terms["dense_heads"] + terms["outputs"] + terms["tracker"]
+    memory = sum(terms.values()) - terms["block"] - heads_phase + max(terms["block"], heads_phase)
     # FLOPs: 2 per multiply-add of every linear layer, plus attention (QK^T and AV: 4 N^2 C per layer).
     block_params = (4 + 2 * agg.mlp_ratio) * C * C
     enc_params = (4 + 2 * enc.mlp_ratio) * Ce * Ce
@@ -179,7 +187,7 @@ def estimate_cost(config: Any, frames: int, height: int, width: int, dtype: torc
         rate = CUDA_FLOPS
     else:
         rate = CPU_FLOPS_PER_THREAD * (threads or torch.get_num_threads())
-    return CostEstimate(sum(terms.values()), float(flops), float(flops / rate), terms)
+    return CostEstimate(memory, float(flops), float(flops / rate), terms)
 
 
 def max_chunk_frames(config: Any, height: int, width: int, dtype: torch.dtype, device: str | torch.device,

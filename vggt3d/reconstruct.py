@@ -122,9 +122,24 @@ def _run_chunks(model: Any, images: torch.Tensor, device: torch.device, dtype: t
 
     H, W = images.shape[-2:]
 
+    start = 1 + model.config.aggregator.num_register_tokens
+    C = model.config.aggregator.embed_dim
+
     def run(chunk_images: torch.Tensor) -> dict[str, np.ndarray]:
-        out = _run_model(model, chunk_images, device, dtype, None, False, merge_ratio=merge_ratio)
-        return dict(out, pose_enc=_sane_pose_encoding(out["pose_enc"]))
+        """Both stages of the model contract; layer 0's frame-attention patch tokens, pooled, describe each frame."""
+        hooks = None
+        if merge_ratio:
+            from .merging import merge_hooks
+
+            hooks = merge_hooks(merge_ratio, len(chunk_images), start)
+        with torch.inference_mode():
+            x = chunk_images.to(device)
+            tokens = model.forward_intermediates(x, sorted(set(model.head_layers(track=False)) | {0}),
+                                                 precision=dtype, hooks=hooks)  # {i: [1, s, P, 2C]}
+            out = model.forward_heads(tokens, tuple(x.shape[-2:]))
+            descriptor = tokens[0][0, :, start:, :C].float().mean(dim=1)  # [s, C], before any global attention
+        result = {k: out[k][0].float().cpu().numpy() for k in ("pose_enc", "depth", "depth_conf")}
+        return dict(result, pose_enc=_sane_pose_encoding(result["pose_enc"]), descriptor=descriptor.cpu().numpy())
 
     predict = model_predictor(run, lambda frames: images[list(frames)])
     chunks = plan_chunks(len(images), plan.chunk, plan.overlap)

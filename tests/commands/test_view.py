@@ -68,6 +68,7 @@ def test_port_in_use(out, capsys):
     assert len(err.splitlines()) == 1 and f"port {port} on 127.0.0.1 is in use" in err and "--port" in err
 
 
+@pytest.mark.slow  # starts viser in a subprocess (about 15 s on 2 busy cores)
 def test_serves_until_ctrl_c(out):
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
     proc = subprocess.Popen([sys.executable, "-m", "vggt3d.cli", "view", str(out), "--port", "0"],
@@ -95,3 +96,29 @@ def test_serves_until_ctrl_c(out):
             proc.kill()
             proc.wait()
     assert tree_digest(out)  # still readable
+
+
+def test_reconstruct_html_and_view_port_check(tmp_path, model_dir, capsys):
+    from PIL import Image
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(2):
+        Image.new("RGB", (64, 48), (40 + 60 * i, 120, 200)).save(images / f"{i}.png")
+    out = tmp_path / "out"
+    assert main(["reconstruct", str(images), "--weights", model_dir, "--out", str(out), "--formats", "cameras",
+                 "--html", "--no-progress"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["cameras.json", "scene.html"]
+    assert "window.vggt3dView" in (out / "scene.html").read_text()
+    capsys.readouterr()
+    with socket.socket() as busy:
+        busy.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            busy.bind(("127.0.0.1", 8080))
+            busy.listen()
+        except OSError:
+            pass  # something else holds 8080 already: the same refusal is expected
+        assert main(["reconstruct", str(images), "--weights", model_dir, "--out", str(tmp_path / "o2"),
+                     "--view", "--no-progress"]) == 1
+    assert "--view: port 8080 on 127.0.0.1 is in use" in capsys.readouterr().err
+    assert not (tmp_path / "o2").exists()  # refused before any work

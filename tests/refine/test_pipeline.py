@@ -103,3 +103,30 @@ def test_option_errors(scene):
         refine_reconstruction(rec, poses=rec.cam_from_world, scale="camera-height=1")
     with pytest.raises(ValueError, match="track head"):
         refine_reconstruction(rec, tracks_from="head")
+
+
+def test_distortion_undistorts_images_and_tracks(scene, tmp_path):
+    """With --distortion the frames and observations are undistorted, so every camera file stays PINHOLE."""
+    rec = exact_reconstruction(scene)
+    config = RefineConfig(ba=BAConfig(distortion=True, shared_intrinsics=True, refine_focal=True))
+    out = refine_reconstruction(rec, refine="ba", tracks_from="features", config=config)
+    assert out.info["refine"]["status"] == "refined", out.info["refine"]["status"]
+    k1 = out.info["undistorted"]["k1"]
+    assert len(k1) == FRAMES and max(abs(k) for k in k1) < 0.05  # the renders have no distortion
+    assert all(not isinstance(d, str) for d in out.image_data)  # new in-memory frames
+    out.save(tmp_path / "out", formats="images,colmap,cameras")
+    model = pycolmap.Reconstruction(str(tmp_path / "out" / "colmap" / "sparse" / "0"))
+    assert {c.model_name for c in model.cameras.values()} == {"PINHOLE"}
+    assert len(list((tmp_path / "out" / "colmap" / "images").iterdir())) == FRAMES
+
+
+def test_undistortion_round_trip():
+    from vggt3d.refine.undistort import distort_points, undistort_image, undistort_points
+
+    K = np.array([[300.0, 0, 159.5], [0, 300.0, 119.5], [0, 0, 1]])
+    uv = np.random.default_rng(0).uniform([0, 0], [320, 240], (50, 2))
+    np.testing.assert_allclose(distort_points(undistort_points(uv, K, -0.1), K, -0.1), uv, atol=1e-6)
+    image = np.zeros((240, 320, 3), np.uint8)
+    image[::16] = 255
+    same = undistort_image(image, K, 0.0)
+    np.testing.assert_array_equal(same, image)  # k1 = 0 is the identity

@@ -62,13 +62,29 @@ def test_filter_drops_corrupted_observations_and_tracks(scene):
 
 
 def test_depth_agreement_rule(scene):
+    """Observations whose predicted depth disagrees go; the units of the predicted depth do not matter."""
     obs, _ = _exact_obs(scene, seed=2)
     cams, K = scene["cam_from_world"], scene["K"]
-    wrong = lambda f, uv: np.full(len(f), 1e3)
-    kept, _ = filter_tracks(obs, cams, K, TrackFilter(depth_tolerance=0.2), depth_at=wrong)
-    assert kept.num_tracks == 0
-    unknown = lambda f, uv: np.zeros(len(f))
-    assert filter_tracks(obs, cams, K, TrackFilter(depth_tolerance=0.2), depth_at=unknown)[0].num_tracks > 0
+    rules = TrackFilter(depth_tolerance=0.2, min_angle=0.0)
+    all_kept, points = filter_tracks(obs, cams, K, rules)
+    z = np.einsum("kj,kj->k", cams[all_kept.frame, 2, :3], points[all_kept.track]) + cams[all_kept.frame, 2, 3]
+    true_depth = dict(zip(zip(all_kept.frame, map(tuple, all_kept.uv)), z))
+
+    def scaled(f, uv):  # the true depth in other units (x 7), one frame in others again (x 0.5)
+        d = np.array([true_depth.get((a, tuple(b)), 0.0) for a, b in zip(f, uv)]) * 7.0
+        return np.where(f == 3, 0.5 * d, d)
+
+    assert filter_tracks(all_kept, cams, K, rules, depth_at=scaled)[0].num_tracks == all_kept.num_tracks
+    off = {(f, tuple(uv)) for k, (f, uv) in enumerate(zip(all_kept.frame, all_kept.uv)) if k % 4 == 0}
+
+    def wrong(f, uv):  # every fourth observation's predicted depth 3x too far
+        return scaled(f, uv) * np.array([3.0 if (a, tuple(b)) in off else 1.0 for a, b in zip(f, uv)])
+
+    kept, _ = filter_tracks(all_kept, cams, K, rules, depth_at=wrong)
+    assert not off & {(f, tuple(uv)) for f, uv in zip(kept.frame, kept.uv)}
+    assert len(kept) >= 0.5 * len(all_kept)
+    unknown = lambda f, uv: np.zeros(len(f))  # noqa: E731 - no prediction: not checked
+    assert filter_tracks(all_kept, cams, K, rules, depth_at=unknown)[0].num_tracks == all_kept.num_tracks
 
 
 def test_observations_select_and_concatenate():

@@ -13,7 +13,7 @@ import pytest
 from vggt3d.training.overfit import overfit
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "tiny_synthetic.yaml"
-STEPS = 200  # about 45 s on one free CPU thread
+STEPS = 300  # about 70 s on one free CPU thread (AbsRel 0.0485 at 200 steps: too close)
 
 
 @pytest.mark.slow

@@ -98,6 +98,7 @@ def _wait_for_pixels(page, path, background, minimum, timeout=40.0) -> np.ndarra
         page.wait_for_timeout(500)
 
 
+@pytest.mark.slow  # starts viser and its browser client (about 15 s on 2 busy cores)
 def test_live_viewer(output_dir, tmp_path, page):
     from vggt3d.viewer.live import LiveViewer, ViewerConfig
     from vggt3d.viewer.scene import load_scene

@@ -138,8 +138,24 @@ def test_html_page_is_self_contained_and_within_budget(output_dir, tmp_path):
     assert len(conf) == 5000 and np.abs(conf @ PLANE_N - PLANE_D).max() < 1e-4
     assert data["tracks"] is not None and data["has_confidence"]
     assert [p.name for p in tmp_path.iterdir()] == ["scene.html"]  # no temporary file left
+    scene.frames[0].name = "</script><!--<script>alert(1)</script>.png"  # names are data, never markup
+    hostile = export_html(scene, tmp_path / "hostile.html", max_points=10).read_text()
+    assert hostile.count("<script") == 2 and hostile.count("</script>") == 2
+    (tmp_path / "hostile.html").unlink()
     with pytest.raises(SceneError, match="html"):
         export_html(scene, tmp_path / "scene.txt")
     with pytest.raises(SceneError, match="no point set"):
         export_html(scene, tmp_path / "x.html", point_set="nope")
     assert not (tmp_path / "x.html").exists()
+
+
+def test_scene_from_an_in_memory_reconstruction():
+    from vggt3d.viewer.scene import scene_from_reconstruction
+
+    rec = make_reconstruction(points_from="pointmap")
+    scene = scene_from_reconstruction(rec)
+    assert list(scene.point_sets) == ["depth", "pointmap"] and len(scene.frames) == S
+    assert np.abs(scene.point_sets["depth"].points @ PLANE_N - PLANE_D).max() < 1e-4
+    lifted, truth = scene.tracks.points, track_points()
+    seen = np.isfinite(lifted).all(-1)
+    assert seen[0].all() and np.abs(lifted[seen] - np.broadcast_to(truth, lifted.shape)[seen]).max() < 0.02

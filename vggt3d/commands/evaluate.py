@@ -3,7 +3,8 @@
 --data names a dataset of vggt3d.data (build_dataset); --data-arg passes its
 arguments (values read as YAML). Each scene ds[i] is evaluated with its
 default frames. Writes into --out: results.json (per-scene and mean values,
-curves), results.md (tables), auc_curve.png and error_per_frame.png.
+curves), results.md (tables), auc_curve.png, error_per_frame.png and
+overview_K.png (prediction beside ground truth for the first 3 scenes).
 
 Examples:
 

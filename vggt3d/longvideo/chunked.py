@@ -31,7 +31,8 @@ __all__ = ["ChunkedResult", "model_predictor", "run_chunked"]
 log = logging.getLogger(__name__)
 
 #: ``predict(frames)`` -> ``{"cam_from_world": [s, 4, 4], "intrinsics": [s, 3, 3], "depth": [s, H, W],
-#: "conf": [s, H, W]}`` (conf 0 where the input holds no image content).
+#: "conf": [s, H, W]}`` (conf 0 where the input holds no image content), optionally ``"descriptor": [s, D]``
+#: (per-frame appearance descriptors for loop candidates).
 Predict = Callable[[Sequence[int]], dict]
 
 
@@ -51,7 +52,7 @@ def model_predictor(run: Callable[[Any], dict], source: Callable[[Sequence[int]]
 
     Args:
         run: images ``[s, 3, H, W]`` -> numpy ``{"pose_enc": [s, 9], "depth": [s, H, W, 1], "depth_conf": [s, H, W]}``
-            (the model's keys, batch dimension dropped).
+            (the model's keys, batch dimension dropped), optionally ``"descriptor": [s, D]`` per frame.
         source: frame indices -> their images ``[s, 3, H, W]`` (a torch tensor).
     """
     import torch
@@ -65,8 +66,11 @@ def model_predictor(run: Callable[[Any], dict], source: Callable[[Sequence[int]]
         cam34, K = pose_encoding_to_cameras(torch.from_numpy(np.asarray(out["pose_enc"], np.float64)), (H, W))
         cam = np.tile(np.eye(4), (len(K), 1, 1))
         cam[:, :3] = cam34.numpy()
-        return {"cam_from_world": cam, "intrinsics": K.numpy(), "depth": out["depth"][..., 0],
+        pred = {"cam_from_world": cam, "intrinsics": K.numpy(), "depth": out["depth"][..., 0],
                 "conf": out["depth_conf"]}
+        if "descriptor" in out:
+            pred["descriptor"] = out["descriptor"]
+        return pred
 
     return predict
 
@@ -97,6 +101,7 @@ def run_chunked(predict: Predict, plan: list[Chunk], *, loops: LoopConfig | None
     T = sum(len(c.owned) for c in plan)
     geometries: list[ChunkGeometry] = []
     owned: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+    descriptors: dict[int, np.ndarray] = {}
     iterator = plan
     if progress:
         from tqdm.auto import tqdm
@@ -111,6 +116,8 @@ def run_chunked(predict: Predict, plan: list[Chunk], *, loops: LoopConfig | None
                         np.asarray(pred["intrinsics"][i], dtype=np.float64),
                         np.asarray(pred["depth"][i], dtype=np.float32).copy(),
                         np.asarray(pred["conf"][i], dtype=np.float32).copy())
+            if "descriptor" in pred:
+                descriptors[f] = np.asarray(pred["descriptor"][i], dtype=np.float32)
         del pred
         log.debug("chunk %d/%d: frames %d-%d", k + 1, len(plan), chunk.frames[0], chunk.frames[-1])
 
@@ -118,7 +125,9 @@ def run_chunked(predict: Predict, plan: list[Chunk], *, loops: LoopConfig | None
         return _geometry(frames, predict(frames), stride)
 
     try:
-        seq = align_sequence(plan, geometries, predict=predict_loop if (loops is None or loops.enabled) else None,
+        desc = np.stack([descriptors[f] for f in range(T)]) if len(descriptors) == T else None
+        seq = align_sequence(plan, geometries, descriptors=desc,
+                             predict=predict_loop if (loops is None or loops.enabled) else None,
                              config=alignment, loops=loops)
     except AlignmentError as exc:
         raise AlignmentError(f"{exc}. The video cannot be reconstructed in chunks as planned: try a longer "

@@ -66,7 +66,7 @@ def loop_candidates(num_frames: int, *, descriptors: np.ndarray | None = None,
     """Revisit candidates from descriptors, from chained cameras, or both (the larger score counts).
 
     Args:
-        descriptors: ``[T, D]`` per-frame descriptors (cosine similarity is the score).
+        descriptors: ``[T, D]`` per-frame descriptors (cosine similarity after removing their mean is the score).
         cam_from_world: ``[T, 4, 4]`` cameras after chaining the chunks; the score
             is ``1 - distance / (radius * path length)`` where the viewing
             directions differ by at most ``max_angle_deg``.
@@ -80,6 +80,7 @@ def loop_candidates(num_frames: int, *, descriptors: np.ndarray | None = None,
     scores = np.zeros((num_frames, num_frames))
     if descriptors is not None:
         d = np.asarray(descriptors, dtype=np.float64).reshape(num_frames, -1)
+        d = d - d.mean(axis=0)  # pooled features share a large common part; compare what sets frames apart
         d = d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12)
         scores = np.maximum(scores, d @ d.T)
     if cam_from_world is not None:

@@ -47,8 +47,9 @@ class BAConfig:
     ``distortion`` estimate ``SIMPLE_RADIAL`` ``k1`` (implies one focal per
     camera, ``fx = fy``); ``fix_poses`` hold every pose fixed (only points and
     intrinsics move); ``max_iterations`` of the solver; after each of ``passes``
-    solves, observations with a reprojection error over ``max_error`` pixels are
-    dropped (and the next pass starts from the result); ``min_tracks`` and
+    solves, observations with a reprojection error over a threshold going from
+    ``4 * max_error`` down to ``max_error`` pixels are dropped, and a last solve
+    runs on what is left; ``min_tracks`` and
     ``min_observations_per_frame`` the evidence needed (a frame with fewer
     observations keeps its pose, and is reported).
     """
@@ -60,7 +61,7 @@ class BAConfig:
     distortion: bool = False
     fix_poses: bool = False
     max_iterations: int = 100
-    max_error: float = 4.0
+    max_error: float = 2.0
     passes: int = 3
     min_tracks: int = 20
     min_observations_per_frame: int = 8
@@ -192,26 +193,31 @@ def bundle_adjust(cam_from_world: np.ndarray, intrinsics: np.ndarray, sizes: np.
     error_before = float(np.mean(observation_errors(obs, points, cams, K, k1))) if len(obs) else float("nan")
     report = ""
     track_ids = np.arange(obs.num_tracks)
+
     def drop(obs: Observations, points: np.ndarray, track_ids: np.ndarray, keep: np.ndarray) -> tuple:
         kept_tracks = np.flatnonzero(np.bincount(obs.track[keep], minlength=obs.num_tracks) >= 2)
         rows = keep & np.isin(obs.track, kept_tracks)
         return obs.select(rows), points[kept_tracks], track_ids[kept_tracks]
 
     weak: list[int] = []
-    for _ in range(max(config.passes, 1)):
+    # outlier thresholds from 4x max_error down to max_error; a last solve on what is left
+    thresholds = list(np.geomspace(4.0 * config.max_error, config.max_error, max(config.passes, 1))) + [None]
+    for threshold in thresholds:
         for _ in range(3):  # a frame with too little evidence leaves the adjustment (its pose is kept as given)
             weak = _check_evidence(obs, S, config)
             if not weak or not np.isin(obs.frame, weak).any():
                 break
             obs, points, track_ids = drop(obs, points, track_ids, ~np.isin(obs.frame, weak))
         cams, K, k1, points, report, _ = _solve_once(cams, K, k1, sizes, obs, points, weak, config)
-        err = observation_errors(obs, points, cams, K, k1)
-        keep = err <= config.max_error
-        if keep.all():
+        if threshold is None:
             break
-        log.debug("bundle adjustment: %d of %d observations over %.3g px dropped", int((~keep).sum()), len(obs),
-                  config.max_error)
-        obs, points, track_ids = drop(obs, points, track_ids, keep)
+        keep = observation_errors(obs, points, cams, K, k1) <= threshold
+        if keep.all() and threshold == config.max_error:
+            break
+        if not keep.all():
+            log.debug("bundle adjustment: %d of %d observations over %.3g px dropped", int((~keep).sum()),
+                      len(obs), threshold)
+            obs, points, track_ids = drop(obs, points, track_ids, keep)
     weak = _check_evidence(obs, S, config)
     err = observation_errors(obs, points, cams, K, k1)
     error_after = float(np.mean(err))

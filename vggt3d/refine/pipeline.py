@@ -324,6 +324,14 @@ def refine_reconstruction(rec: Reconstruction, *, tracks_from: TrackSource | Non
     if tracks_from is not None:
         candidates = find_tracks(out, tracks_from, config, model, model_images)
         out = add_tracks(out, tracks_from, config, candidates=candidates)
+        tp = out.track_points
+        if fix_poses and refine != "ba" and tp is not None and len(tp.points) >= 8:
+            # the given poses fix the units: bring each depth map to the tracks triangulated with them
+            obs = Observations(tp.track, tp.frame, tp.uv, tp.source)
+            scales = _depth_scales(out, obs, tp.points, out.cam_from_world)
+            info = out.info
+            out = with_cameras(out, out.cam_from_world, out.intrinsics, scales)
+            out.info = info | {"known_poses": info["known_poses"] | {"depth_scale": [float(x) for x in scales]}}
         if refine == "ba":
             out = bundle_adjust_reconstruction(out, config, fixed_intrinsics=K is not None, fix_poses=fix_poses,
                                                candidates=candidates)

@@ -78,7 +78,8 @@ class TrackFilter:
     resolution); ``min_angle`` the largest angle between a track's rays must be at
     least this (degrees); ``depth_tolerance`` the relative disagreement
     ``|z / depth - 1|`` allowed between a point's camera depth and the predicted
-    depth at its pixel (``None``: not checked); ``min_length`` observations per track.
+    depth at its pixel, after dividing out the median ratio of the frame (the
+    predicted depth may be in other units) (``None``: not checked); ``min_length`` observations per track.
     """
 
     max_error: float = 4.0
@@ -211,7 +212,7 @@ def filter_tracks(obs: Observations, cam_from_world: np.ndarray, intrinsics: np.
         keep = (err <= rules.max_error) & (z > 0) & np.isfinite(points[obs.track]).all(axis=1)
         keep &= angle[obs.track] >= rules.min_angle
         if pred is not None:
-            keep &= (pred <= 0) | (np.abs(z / np.where(pred > 0, pred, 1.0) - 1.0) <= rules.depth_tolerance)
+            keep &= _depth_agrees(obs.frame, z, pred, rules.depth_tolerance)
         return keep, points
 
     for _ in range(max(rounds, 1)):
@@ -233,3 +234,20 @@ def filter_tracks(obs: Observations, cam_from_world: np.ndarray, intrinsics: np.
     bad[obs.track[~keep]] = True
     kept_tracks = np.flatnonzero(~bad)
     return obs.select(~bad[obs.track]), points[kept_tracks]
+
+
+def _depth_agrees(frame: np.ndarray, z: np.ndarray, predicted: np.ndarray, tolerance: float) -> np.ndarray:
+    """``|(z / d) / m - 1| <= tolerance`` per observation, ``m`` the median ratio in its frame (or overall).
+
+    Relative to the median, so the rule holds whatever units the predicted depth
+    maps are in (each frame's may differ); unknown depth (``d <= 0``) passes.
+    """
+    known = (predicted > 0) & (z > 0)
+    ratio = np.where(known, z / np.where(known, predicted, 1.0), np.nan)
+    overall = float(np.nanmedian(ratio)) if known.any() else 1.0
+    scale = np.full(len(z), overall)
+    for f in np.unique(frame[known]):
+        mine = known & (frame == f)
+        if mine.sum() >= 8:
+            scale[frame == f] = np.median(ratio[mine])
+    return ~known | (np.abs(ratio / scale - 1.0) <= tolerance)

@@ -13,10 +13,10 @@ those frames, to float precision. The per-frame stages (encoder, frame
 attention, dense heads) run on the new frames only; every global-attention
 layer and camera-trunk block attends to the cached keys and values of the
 past frames (:class:`~vggt3d.stream.cache.FrameKVCache`) plus the new ones.
-A push of one frame after T costs about ``1/T`` of recomputing the causal
-pass over all T+1 frames in the per-frame stages and ``1/T`` of its
-attention work, which is where the speed-up over recomputation comes from
-(``benchmarks/stream.py``).
+A push of one frame after T costs the per-frame stages of one frame and the
+attention of its tokens to the cached ones, where recomputing the causal
+pass costs the stages of all T+1 frames and attention among all of them: the
+speed-up grows with T (``benchmarks/stream.py``, ``docs/world_models.md``).
 
 With a budget (:class:`~vggt3d.stream.cache.StreamConfig`) old frames are
 evicted (frame 0, the recent window and keyframes are kept); later outputs

@@ -96,6 +96,8 @@ class LiveViewer:
         S = len(scene.frames)
         self.frame_visible = np.ones(S, bool)
         self.server.scene.set_up_direction("-y")
+        # No share button: it would open a public tunnel through viser's relay server.
+        self.server.gui.configure_theme(show_share_button=False, control_width="medium")
         self._build_gui()
         self._add_cameras()
         self._set_initial_camera()
@@ -172,6 +174,7 @@ class LiveViewer:
         self.server.initial_camera.position = tuple(float(v) for v in eye)
         self.server.initial_camera.look_at = tuple(float(v) for v in centre)
         self.server.initial_camera.up = (0.0, -1.0, 0.0)
+        self.server.initial_camera.fov = float(np.radians(55.0))  # as the static page
 
     # ------------------------------------------------------------------------------------------ updates
     def visible_frames(self) -> np.ndarray:

@@ -110,7 +110,8 @@ def export_html(scene: Scene, path: str | os.PathLike, max_points: int = DEFAULT
         raise SceneError(f"{path}: the folder {path.parent} does not exist; create it first")
     data = page_data(scene, max_points, point_set, conf_percentile, seed)
     template = resources.files("vggt3d.viewer").joinpath("page.html").read_text(encoding="utf-8")
-    text = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+    # "<" only occurs inside JSON strings (names, paths): escaped, no name can end or re-open the script element
+    text = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("<", "\\u003c")
     return atomic_write_text(path, template.replace("__SCENE_DATA__", text))
 
 
