@@ -25,8 +25,8 @@ Four measurements, each per scene and summarised (median, mean):
    spread of the cameras, and the recovered scale (median ratio of output depth to
    true metric depth), for the exact geometry (the true depth maps at an unknown
    scale: the mechanics) and for the shipped model, aligned only, and with
-   ``fix_poses=True, tracks_from="features"`` (the given poses used exactly, each
-   depth map rescaled to the feature tracks triangulated with them).
+   ``fix_poses=True, intrinsics=K, tracks_from="features"`` (the given cameras used
+   exactly, each depth map rescaled to the feature tracks triangulated with them).
 
 The shipped model is whatever ``vggt3d/assets/`` holds when this runs (the
 JSON records its file size and modification time); rerun after retraining.
@@ -133,7 +133,8 @@ def shipped(scene: dict, weights: str, metric_scale: float) -> dict:
     given[:, :3, 3] *= metric_scale
     posed = vggt3d.reconstruct(images, model=weights, poses=given)
     row["known_poses"] = known_pose_metrics(posed, given, scene, metric_scale)
-    fixed = vggt3d.reconstruct(images, model=weights, poses=given, fix_poses=True, tracks_from="features")
+    fixed = vggt3d.reconstruct(images, model=weights, poses=given, fix_poses=True, intrinsics=scene["K"],
+                               tracks_from="features")
     row["known_poses_fixed"] = known_pose_metrics(fixed, given, scene, metric_scale)
     return row
 
@@ -285,7 +286,7 @@ def main() -> None:
                "plain_focal_error": summary([r["plain_focal_error"] for r in model_rows]),
                "known_poses": {k: summary([r["known_poses"][k] for r in model_rows])
                                for k in ("centre_error_median_rel", "scale_ratio")},
-               "known_poses_fixed_with_feature_tracks": {
+               "known_poses_and_intrinsics_fixed_with_feature_tracks": {
                    k: summary([r["known_poses_fixed"][k] for r in model_rows])
                    for k in ("centre_error_median_rel", "scale_ratio")}},
             "scenes": model_rows},

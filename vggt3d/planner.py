@@ -113,7 +113,7 @@ def _dense_head_bytes(config: Any, height: int, width: int, frames: int) -> int:
     scales = (16, 4, 1, 0.25)  # the four DPT levels: 4x, 2x, 1x, 0.5x the patch grid (in area)
     projections = sum(hw * (C2 + c * s) for c, s in zip(d.out_channels, scales))
     fusion = hw * 16 * d.features * 4  # refined maps up to 4x the grid, a few buffers at a time
-    head = height * width * (d.features + d.features // 2 + 32 + 8)  # the fused map at full size, then the head
+    head = height * width * (d.features // 2 + 40)  # the head's full-size feature map and its small outputs
     return int(4 * (projections + fusion + head))
 
 

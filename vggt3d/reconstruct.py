@@ -113,7 +113,8 @@ def _input_geometry(cfg: Any, mode: str | None = None) -> tuple[int, int, str]:
 
 
 def _run_chunks(model: Any, images: torch.Tensor, device: torch.device, dtype: torch.dtype, plan: Any,
-                loop_closure: bool, progress: bool, merge_ratio: float = 0.0) -> tuple[dict[str, np.ndarray], dict]:
+                loop_closure: bool, progress: bool, merge_ratio: float = 0.0,
+                content: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], dict]:
     """Chunked inference (:mod:`vggt3d.longvideo.chunked`) -> the outputs of one pass (``pose_enc``, ``depth``...)."""
     from .geometry import cameras_to_pose_encoding
     from .longvideo import AlignmentError, plan_chunks
@@ -121,7 +122,7 @@ def _run_chunks(model: Any, images: torch.Tensor, device: torch.device, dtype: t
     from .longvideo.pipeline import LoopConfig
 
     H, W = images.shape[-2:]
-
+    content = np.ones((len(images), H, W), bool) if content is None else content  # [S, H, W] image pixels
     start = 1 + model.config.aggregator.num_register_tokens
     C = model.config.aggregator.embed_dim
 
@@ -141,7 +142,11 @@ def _run_chunks(model: Any, images: torch.Tensor, device: torch.device, dtype: t
         result = {k: out[k][0].float().cpu().numpy() for k in ("pose_enc", "depth", "depth_conf")}
         return dict(result, pose_enc=_sane_pose_encoding(result["pose_enc"]), descriptor=descriptor.cpu().numpy())
 
-    predict = model_predictor(run, lambda frames: images[list(frames)])
+    model_predict = model_predictor(run, lambda frames: images[list(frames)])
+
+    def predict(frames: Any) -> dict[str, np.ndarray]:  # no correspondences from padding (--mode pad)
+        pred = model_predict(frames)
+        return dict(pred, conf=np.where(content[list(frames)], pred["conf"], 0.0))
     chunks = plan_chunks(len(images), plan.chunk, plan.overlap)
     try:
         result = run_chunked(predict, chunks, loops=LoopConfig(enabled=loop_closure), progress=progress)
@@ -380,7 +385,8 @@ def reconstruct(
     try:
         if plan.strategy == "chunked":
             out, chunk_report = _run_chunks(net, batch.images, dev, run_dtype, plan, loop_closure, progress,
-                                            merge_ratio=merge_ratio or 0.0)
+                                            merge_ratio=merge_ratio or 0.0,
+                                            content=content_mask(batch.transforms, H, W))
         else:
             out, chunk_report = _run_model(net, batch.images, dev, run_dtype, query_model, progress, causal,
                                            merge_ratio=merge_ratio or 0.0), None

@@ -72,11 +72,18 @@ def test_chunked_matches_one_pass_geometry(scene, video):
     (["--chunk", 8, "--overlap", 0], "overlap 0 with loop closure"),
     (["--overlap", 4], "--overlap needs --chunk"),
     (["--chunk", 8, "--tracks", "grid"], "cannot run in chunks"),
-    (["--chunk", 16, "--max-memory", "102MB"], "above what fits in memory"),  # chunks of 8 fit (101.5 MiB)
+    (["--chunk", 16, "--max-memory", "BUDGET8"], "above what fits in memory"),  # chunks of 8 fit, 16 do not
     (["--chunk", 8, "--max-memory", "20MB"], "even chunks of 2 frames"),
 ])
 def test_bad_chunk_options_fail_with_one_line_and_no_output(video, tmp_path, capsys, args, message):
     out = tmp_path / "scene"
+    if "BUDGET8" in args:  # the planner's estimate for chunks of 8 frames (84x112, 20 frames), in bytes
+        import torch
+
+        config = vggt3d.VGGT3D.from_pretrained("tiny-synthetic").config
+        cost = estimate_cost(config, FRAMES, 84, 112, torch.float32, "cpu", "chunked", chunk=8, overlap=4,
+                             postprocess=True)
+        args = [f"{cost.memory_bytes}B" if a == "BUDGET8" else a for a in args]
     assert _run(video, "--out", out, *args) == 1
     err = capsys.readouterr().err.strip()
     assert message in err and err.startswith("error:") and len(err.splitlines()) <= 2

@@ -80,6 +80,10 @@ def test_static_page(output_dir, tmp_path, page):
     set_input("#showCameras", "e => { e.checked = false; e.dispatchEvent(new Event('input')); }")
     no_cameras = shot(page, tmp_path / "page_no_cameras.png")
     assert changed(full, no_cameras) > 300  # frustum lines were drawn
+    set_input("#last", "e => { e.value = 0; e.dispatchEvent(new Event('input')); }")  # frame range 0..0
+    assert 0.15 * n_all < page.evaluate("window.vggt3dView.drawnPoints") < 0.35 * n_all  # one frame of four
+    set_input("#last", "e => { e.value = 3; e.dispatchEvent(new Event('input')); }")
+    assert page.evaluate("window.vggt3dView.drawnPoints") == n_all
     set_input("#conf", "e => { e.value = 90; e.dispatchEvent(new Event('input')); }")
     n_90 = page.evaluate("window.vggt3dView.drawnPoints")
     conf_90 = shot(page, tmp_path / "page_conf90.png")

@@ -159,3 +159,21 @@ def test_scene_from_an_in_memory_reconstruction():
     lifted, truth = scene.tracks.points, track_points()
     seen = np.isfinite(lifted).all(-1)
     assert seen[0].all() and np.abs(lifted[seen] - np.broadcast_to(truth, lifted.shape)[seen]).max() < 0.02
+
+
+def test_colmap_text_project_and_bare_ply_from_other_tools(output_dir, tmp_path):
+    rec = pycolmap.Reconstruction(str(output_dir / "colmap" / "sparse" / "0"))
+    model = tmp_path / "project" / "sparse" / "0"
+    model.mkdir(parents=True)
+    rec.write_text(str(model))  # cameras.txt, images.txt, points3D.txt
+    shutil.copytree(output_dir / "images", tmp_path / "project" / "images")
+    scene = load_scene(tmp_path / "project")
+    assert scene.kind == "colmap" and len(scene.frames) == S
+    assert all(f.image_path is not None and f.image_path.parent == tmp_path / "project" / "images"
+               for f in scene.frames)
+    assert np.abs(scene.point_sets["colmap"].points @ PLANE_N - PLANE_D).max() < 1e-3
+    ply = tmp_path / "xyz.ply"
+    ply.write_text("ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\n"
+                   "property float z\nend_header\n0 0 1\n1 0 1\n0 1 nan\n")
+    points = load_scene(ply).point_sets["ply"]
+    assert len(points) == 2 and points.colors.shape == (2, 3)  # non-finite vertex dropped, grey colour

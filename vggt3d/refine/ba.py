@@ -179,7 +179,7 @@ def bundle_adjust(cam_from_world: np.ndarray, intrinsics: np.ndarray, sizes: np.
     Raises:
         RefinementError: fewer than ``min_tracks`` tracks, fewer than two frames
             with enough observations, or a solution that is unusable, non-finite or
-            has a mean error over ``max_error``.
+            has a mean error over ``2 * max_error``.
     """
     config = config or BAConfig()
     S = len(cam_from_world)
@@ -221,7 +221,7 @@ def bundle_adjust(cam_from_world: np.ndarray, intrinsics: np.ndarray, sizes: np.
     weak = _check_evidence(obs, S, config)
     err = observation_errors(obs, points, cams, K, k1)
     error_after = float(np.mean(err))
-    if not np.isfinite(error_after) or error_after > config.max_error:
+    if not np.isfinite(error_after) or error_after > 2.0 * config.max_error:
         raise RefinementError(f"bundle adjustment diverged: mean reprojection error {error_before:.3g} -> "
                               f"{error_after:.3g} px")
     if weak and not config.fix_poses:

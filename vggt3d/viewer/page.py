@@ -6,7 +6,7 @@ default, most confident first), every camera as a frustum and the tracks as
 line segments, base64-encoded, plus a small renderer of our own (``page.html``:
 a software rasteriser with a depth buffer on a 2D canvas, so it runs without
 WebGL) with orbit / pan / zoom, a confidence-percentile slider, point size and
-"fly to camera". Opening the file in a browser needs nothing else.
+"fly to camera" and a frame range. Opening the file in a browser needs nothing else.
 
 Convention: positions in the scene's world frame (OpenCV axes: x right, y down,
 z forward); the page's "up" is -y.
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_PAGE_POINTS", "export_html", "page_data", "subsample", "write"]
 
-#: Points kept in a page by default (about 4 MB of HTML).
+#: Points kept in a page by default (about 4.5 MB of HTML).
 DEFAULT_PAGE_POINTS = 200_000
 BACKGROUND = (246, 246, 246)
 
@@ -88,6 +88,7 @@ def page_data(scene: Scene, max_points: int = DEFAULT_PAGE_POINTS, point_set: st
     return {
         "title": f"{scene.source.name} ({scene.kind}, points: {name or 'none'})",
         "positions": _b64(pts.points, "<f4"), "colors": _b64(pts.colors, np.uint8),
+        "point_frames": _b64(pts.frame, "<u2") if pts.frame is not None and len(scene.frames) < 65536 else None,
         "has_confidence": pts.confidence is not None, "conf_percentile": float(conf_percentile),
         "budget": int(max_points), "total_points": len(full),
         "frames": frames, "tracks": _b64(segments, "<f4") if len(segments) else None,
