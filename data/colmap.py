@@ -126,7 +126,7 @@ def _check_binary_file(path: Path, kind: str) -> None:
 
     pycolmap trusts the counts inside the file: a truncated or corrupt file can make
     it allocate without bound, hang or abort the process, so the layout is checked
-    first (cameras, images and points3D fully; rigs and frames by their header).
+    first (rigs with several sensors only up to their first extra sensor).
     """
     size = path.stat().st_size
 
@@ -140,8 +140,6 @@ def _check_binary_file(path: Path, kind: str) -> None:
         count = struct.unpack_from("<Q", data, 0)[0]
         if count * _MIN_RECORD[kind] > size - 8:
             raise corrupt(f"{count} records announced")
-        if kind in ("rigs", "frames"):
-            return
         params = _camera_param_counts() if kind == "cameras" else {}
         pos = 8
         for index in range(count):
@@ -165,6 +163,19 @@ def _check_binary_file(path: Path, kind: str) -> None:
                 if points > (size - pos - 8) // 24:
                     raise corrupt(f"image {index} announces {points} keypoints")
                 pos += 8 + 24 * points
+            elif kind == "frames":
+                pos += 64  # frame_id, rig_id, rig_from_world (quaternion, translation)
+                if pos + 4 > size:
+                    raise corrupt(f"frame {index} ends early")
+                ids = struct.unpack_from("<I", data, pos)[0]
+                pos += 4 + 16 * ids  # (sensor type, sensor id, data id) each
+            elif kind == "rigs":
+                if pos + 8 > size:
+                    raise corrupt(f"rig {index} ends early")
+                sensors = struct.unpack_from("<I", data, pos + 4)[0]
+                pos += 8 + (8 if sensors else 0)  # rig_id, count, reference sensor (type, id)
+                if sensors > 1:  # extra sensors carry optional poses: trust pycolmap past this point
+                    return
             else:  # points3D
                 pos += 43  # point3D_id, xyz, rgb, error
                 if pos + 8 > size:

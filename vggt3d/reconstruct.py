@@ -115,46 +115,16 @@ def _input_geometry(cfg: Any, mode: str | None = None) -> tuple[int, int, str]:
 def _run_chunks(model: Any, images: torch.Tensor, device: torch.device, dtype: torch.dtype, plan: Any,
                 loop_closure: bool, progress: bool, merge_ratio: float = 0.0,
                 content: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], dict]:
-    """Chunked inference (:mod:`vggt3d.longvideo.chunked`) -> the outputs of one pass (``pose_enc``, ``depth``...)."""
-    from .geometry import cameras_to_pose_encoding
-    from .longvideo import AlignmentError, plan_chunks
-    from .longvideo.chunked import model_predictor, run_chunked
-    from .longvideo.pipeline import LoopConfig
+    """Chunked inference (:func:`vggt3d.longvideo.chunked.model_chunks`) -> the outputs of one pass and a report."""
+    from .longvideo import AlignmentError
+    from .longvideo.chunked import model_chunks
 
-    H, W = images.shape[-2:]
-    content = np.ones((len(images), H, W), bool) if content is None else content  # [S, H, W] image pixels
-    start = 1 + model.config.aggregator.num_register_tokens
-    C = model.config.aggregator.embed_dim
-
-    def run(chunk_images: torch.Tensor) -> dict[str, np.ndarray]:
-        """Both stages of the model contract; layer 0's frame-attention patch tokens, pooled, describe each frame."""
-        hooks = None
-        if merge_ratio:
-            from .merging import merge_hooks
-
-            hooks = merge_hooks(merge_ratio, len(chunk_images), start)
-        with torch.inference_mode():
-            x = chunk_images.to(device)
-            tokens = model.forward_intermediates(x, sorted(set(model.head_layers(track=False)) | {0}),
-                                                 precision=dtype, hooks=hooks)  # {i: [1, s, P, 2C]}
-            out = model.forward_heads(tokens, tuple(x.shape[-2:]))
-            descriptor = tokens[0][0, :, start:, :C].float().mean(dim=1)  # [s, C], before any global attention
-        result = {k: out[k][0].float().cpu().numpy() for k in ("pose_enc", "depth", "depth_conf")}
-        return dict(result, pose_enc=_sane_pose_encoding(result["pose_enc"]), descriptor=descriptor.cpu().numpy())
-
-    model_predict = model_predictor(run, lambda frames: images[list(frames)])
-
-    def predict(frames: Any) -> dict[str, np.ndarray]:  # no correspondences from padding (--mode pad)
-        pred = model_predict(frames)
-        return dict(pred, conf=np.where(content[list(frames)], pred["conf"], 0.0))
-    chunks = plan_chunks(len(images), plan.chunk, plan.overlap)
     try:
-        result = run_chunked(predict, chunks, loops=LoopConfig(enabled=loop_closure), progress=progress)
+        return model_chunks(model, images, device, dtype, plan.chunk, plan.overlap, loop_closure=loop_closure,
+                            progress=progress, merge_ratio=merge_ratio, content=content,
+                            sanitize=_sane_pose_encoding)
     except AlignmentError as exc:
         raise ReconstructionError(str(exc)) from exc
-    pose_enc = cameras_to_pose_encoding(torch.from_numpy(result.cam_from_world[:, :3]),
-                                        torch.from_numpy(result.intrinsics), (H, W)).numpy()
-    return {"pose_enc": pose_enc, "depth": result.depth[..., None], "depth_conf": result.conf}, result.report
 
 
 def _guess_input_geometry(model: Any, config: Any, mode: str | None = None) -> tuple[int, int, str]:
@@ -369,7 +339,8 @@ def reconstruct(
 
     budget, what = (max_memory, "the memory limit") if max_memory is not None else available_memory(dev)
     plan = plan_inference(net.config, S, H, W, run_dtype, dev, budget, budget_source=f"{what}, {dev}", chunk=chunk,
-                          overlap=overlap, loop_closure=loop_closure, num_queries=0 if queries is None else len(queries))
+                          overlap=overlap, loop_closure=loop_closure,
+                          num_queries=0 if queries is None else len(queries))
     need_bytes = plan.estimate.memory_bytes
     if plan.strategy == "chunked" and causal:
         raise ReconstructionError(f"{plan.reason}; a causal reconstruction needs one pass: use fewer frames or a "

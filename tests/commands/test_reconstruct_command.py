@@ -76,7 +76,8 @@ def test_end_to_end_images(tmp_path, weights, capsys, caplog):
     captured = capsys.readouterr()
     summary = captured.out
     for needle in ("reconstructed 3 frames", "points: 500 kept, a random subset (--max-points) of the", "time:",
-                   "peak memory:", "outputs in", "skipped 1 non-image file (README.md)", "colmap/", "splats.ply"):
+                   "peak memory:", "outputs in", "skipped 1 non-image file (README.md)", "colmap/", "splats.ply",
+                   f"with model {weights} "):
         assert needle in summary, needle
     assert (summary + captured.err + caplog.text).count("skipped 1 non-image") == 1, "the skipped line is shown once"
     colmap = pycolmap.Reconstruction(str(out / "colmap" / "sparse" / "0"))

@@ -140,3 +140,28 @@ def test_video_sampling_with_real_video(tmp_path):
         assert len(video) == 6
         assert read_video(path, stride=2).indices == [0, 2, 4]
         assert read_video(path, max_frames=1).indices == [0]
+
+
+@pytest.mark.parametrize("fps,stride,max_frames", [(None, -1, None), (None, 0, None), (None, 1, 0),
+                                                   (float("inf"), 1, None), (float("nan"), 1, None)])
+def test_clip_sampling_is_validated(tmp_path, fps, stride, max_frames):
+    from vggt3d.prior.clips import ClipError, load_clip
+
+    folder = tmp_path / "clip"
+    for i in range(3):
+        write_image(folder / f"{i}.png", seed=i)
+    with deadline(10), pytest.raises(ClipError, match="must be"):
+        load_clip(folder, fps=fps, stride=stride, max_frames=max_frames)
+
+
+def test_clip_with_a_bomb_or_16_bit_frame(tmp_path):
+    from vggt3d.prior.clips import ClipError, load_clip
+
+    folder = tmp_path / "clip"
+    write_image(folder / "0.png")
+    Image.fromarray(np.full((30, 40), 65535, np.uint16)).save(folder / "1.png")  # 16-bit white
+    clip = load_clip(folder)
+    assert clip.frames.shape[0] == 2 and float(clip.frames[1].min()) > 0.99, "16-bit frames keep their values"
+    png_header_only(folder / "2.png", 20000, 20000)
+    with deadline(20), pytest.raises(ClipError, match="too large"):
+        load_clip(folder)

@@ -23,7 +23,6 @@ def run(args) -> int:
     return command_main([*map(str, args), "--weights", "tiny-synthetic", "--no-progress"])
 
 
-@pytest.mark.slow  # three reconstructions with feature tracks (~30 s on one core)
 def test_known_poses_and_features_end_to_end(frames, scene, tmp_path, capsys):
     """Given poses: the outputs are in their frame and units; the COLMAP model has multi-view feature tracks."""
     given = scene["cam_from_world"].copy()
@@ -58,7 +57,6 @@ def test_known_poses_and_features_end_to_end(frames, scene, tmp_path, capsys):
     assert len(list((exact / "colmap" / "images").iterdir())) == FRAMES
 
 
-@pytest.mark.slow
 def test_refine_summary_reports_before_after_or_failure(frames, tmp_path, capsys):
     out = tmp_path / "out"
     assert run([frames, "--out", out, "--refine", "ba", "--shared-camera"]) == 0

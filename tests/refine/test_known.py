@@ -99,3 +99,15 @@ def test_scale_from_two_pixels_and_camera_height(scene):
     with pytest.raises(ValueError, match="frame 9"):
         apply_scale(rec, "9:1,1 0:2,2 1")
     assert FRAMES == rec.num_frames
+
+
+def test_camera_height_scale(scene):
+    """The ground under the first camera (the scene's ground slab) becomes the given height away."""
+    from vggt3d.refine.known import _camera_height
+
+    rec = exact_reconstruction(scene)
+    measured = _camera_height(rec, 0)
+    assert measured > 0
+    out = apply_scale(rec, "camera-height=1.6")
+    assert abs(_camera_height(out, 0) - 1.6) < 1e-3
+    assert abs(out.info["scale"]["factor"] - 1.6 / measured) < 1e-12

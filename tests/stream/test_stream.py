@@ -92,3 +92,23 @@ def test_bad_input_fails_before_work(model_and_frames, monkeypatch):
         model.stream(layers=[99])
     with pytest.raises(ValueError, match="max_frames"):
         StreamConfig(max_frames=1)
+
+
+@torch.no_grad()
+def test_failed_push_leaves_the_cache_as_it_was(model_and_frames, monkeypatch):
+    _, model, frames = model_and_frames
+    stream = model.stream()
+    stream.push(frames[:, :2])
+    before = stream.cache_bytes
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("out of memory (simulated)")
+
+    with monkeypatch.context() as m:
+        m.setattr(model, "forward_heads", boom)  # fails after every layer appended its keys and values
+        with pytest.raises(RuntimeError, match="simulated"):
+            stream.push(frames[:, 2:3])
+    assert stream.cache_bytes == before and stream.num_frames == 2 and stream.cached_frames == [0, 1]
+    out = stream.push(frames[:, 2:4])
+    full = model(frames[:, :4], causal=True)
+    torch.testing.assert_close(out["depth"], full["depth"][:, 2:4], **TOL)

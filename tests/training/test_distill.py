@@ -49,12 +49,12 @@ def test_teacher_targets_are_a_pseudo_batch():
 def test_distillation_learns_the_teacher_and_logs_both_terms(make_config, teacher_dir):
     """Teacher only (gt_weight 0), a fixed batch: the student moves towards the teacher's outputs."""
     cfg = distill_config(make_config, teacher_dir, causal=_causal_supported(), gt_weight=0.0)
-    cfg.run.max_steps = 10
+    cfg.run.max_steps = 6
     trainer = Trainer(cfg, train_loader=ToyLoader(fixed=True))
     trainer.fit()
     losses = [h["objective"] for h in trainer.history]
     assert all(math.isfinite(v) for v in losses)
-    assert losses[-1] < 0.7 * losses[0], losses
+    assert losses[-1] < 0.8 * losses[0], losses
     assert "teacher/loss_camera" in trainer.history[0] and "loss_camera" not in trainer.history[0]
     both = Trainer(distill_config(make_config, teacher_dir, causal=False), train_loader=ToyLoader())
     values = both.train_step(make_batch(0))

@@ -70,8 +70,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="fit images to the model: centre crop or white padding (VGGT-1B; crop is its default), "
                             "balanced or max_size (VGGT-Omega; balanced is its default)")
     model.add_argument("--max-memory", type=parse_size, default=None, metavar="SIZE",
-                       help="memory the run may use, e.g. 24GB (default: free memory of the device); "
-                            "frames that are estimated not to fit are refused before inference")
+                       help="memory the run may use, e.g. 24GB (default: free memory of the device); when one "
+                            "pass is estimated not to fit, the frames run in aligned chunks (see --chunk)")
     frames = parser.add_argument_group("frames")
     frames.add_argument("--fps", type=positive_float, default=None, help="video: keep at most this many frames per second")
     frames.add_argument("--stride", type=positive_int, default=1, help="keep every N-th frame or image")

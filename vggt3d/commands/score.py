@@ -43,6 +43,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
 
 
+def _check_json_path(path: str, inputs: list[str]) -> None:
+    """--json must not replace an input (a video, an image, a list file) nor be a folder."""
+    from pathlib import Path
+
+    from .options import OptionError
+
+    target = Path(path).expanduser().resolve()
+    if target.is_dir():
+        raise OptionError(f"--json {path} is a folder; give a file name")
+    for item in inputs:
+        source = Path(item).expanduser().resolve()
+        if target == source or (target.exists() and source.is_dir() and source in target.parents
+                                and target.suffix.lower() != ".json"):
+            raise OptionError(f"--json {path} would replace the input {item}; choose another file")
+
+
 def _fmt(value: float | None, spec: str = ".3f") -> str:
     return "-" if value is None or value != value else format(value, spec)
 
@@ -56,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         clips = discover_clips(args.inputs)
+        if args.json not in (None, "-"):
+            _check_json_path(args.json, args.inputs)
         prior = load_prior(args, [-1])
     except (ClipError, CheckpointError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -92,9 +92,22 @@ def save(rec: Reconstruction, out: str | os.PathLike, formats: str | Sequence[st
     if rec.tracks is None:
         names = [f for f in names if f != "tracks"]
     written: dict[str, list[Path]] = {}
+    _refuse_out_holding_inputs(rec, out)
     with atomic_output_dir(out, overwrite=overwrite) as (tmp, final):
         for name in tqdm(names, desc="export", unit="format", disable=not progress, leave=False):
             module = importlib.import_module(FORMATS[name][0])
             paths = module.write(rec, tmp)
             written[name] = [final / Path(p).relative_to(tmp) for p in paths]
     return written
+
+
+def _refuse_out_holding_inputs(rec: Reconstruction, out: str | os.PathLike) -> None:
+    """``overwrite`` replaces ``out`` as a whole: refuse an ``out`` that is or holds one of the input files."""
+    target = Path(out).expanduser().resolve()
+    for source in getattr(rec, "sources", None) or []:
+        if not isinstance(source, str) or source.startswith("<"):
+            continue
+        path = Path(source.split("#frame=")[0]).expanduser().resolve()
+        if path == target or target in path.parents:
+            raise ValueError(f"output {out} holds the input {source}; writing there would replace it: choose an "
+                             "output folder apart from the inputs")

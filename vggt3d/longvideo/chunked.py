@@ -26,7 +26,7 @@ from .chunks import Chunk
 from .pipeline import LoopConfig, align_sequence
 from .sim3 import AlignmentError
 
-__all__ = ["ChunkedResult", "model_predictor", "run_chunked"]
+__all__ = ["ChunkedResult", "model_chunks", "model_predictor", "run_chunked"]
 
 log = logging.getLogger(__name__)
 
@@ -151,3 +151,63 @@ def run_chunked(predict: Predict, plan: list[Chunk], *, loops: LoopConfig | None
                        "rotation_error_deg": round(e.rotation_error_deg, 2)} for e in seq.alignment.edges],
     }
     return ChunkedResult(cams, Ks, depth, conf, report)
+
+
+def model_chunks(model: Any, images: Any, device: Any, dtype: Any, chunk: int, overlap: int, *,
+                 loop_closure: bool = True, progress: bool = False, merge_ratio: float = 0.0,
+                 content: np.ndarray | None = None, sanitize: Callable[[np.ndarray], np.ndarray] | None = None
+                 ) -> tuple[dict[str, np.ndarray], dict]:
+    """Chunked inference with a :class:`vggt3d.VGGT3D` over images ``[S, 3, H, W]``: one pass's outputs and a report.
+
+    Each chunk runs through the model contract (``forward_intermediates`` then
+    ``forward_heads``); every frame is described for loop candidates by its mean
+    layer-0 frame-attention patch token (computed before any global attention,
+    so independent of its chunk). Returns ``{"pose_enc" [S, 9], "depth"
+    [S, H, W, 1], "depth_conf" [S, H, W]}`` in the first chunk's frame
+    (OpenCV axes) and :attr:`ChunkedResult.report`.
+
+    Args:
+        content: ``[S, H, W]`` image pixels (padding gives no correspondences).
+        sanitize: applied to each chunk's ``pose_enc [s, 9]`` (e.g. clamping wild fields of view).
+
+    Raises:
+        AlignmentError: chunks that do not agree (named).
+    """
+    import torch
+
+    from ..geometry import cameras_to_pose_encoding
+    from .chunks import plan_chunks
+
+    H, W = images.shape[-2:]
+    content = np.ones((len(images), H, W), bool) if content is None else content
+    start = 1 + model.config.aggregator.num_register_tokens
+    C = model.config.aggregator.embed_dim
+    layers = sorted(set(model.head_layers(track=False)) | {0})
+
+    def run(chunk_images: Any) -> dict[str, np.ndarray]:
+        hooks = None
+        if merge_ratio:
+            from ..merging import merge_hooks
+
+            hooks = merge_hooks(merge_ratio, len(chunk_images), start)
+        with torch.inference_mode():
+            x = chunk_images.to(device)
+            tokens = model.forward_intermediates(x, layers, precision=dtype, hooks=hooks)  # {i: [1, s, P, 2C]}
+            out = model.forward_heads(tokens, tuple(x.shape[-2:]))
+            descriptor = tokens[0][0, :, start:, :C].float().mean(dim=1)  # [s, C]
+        result = {k: out[k][0].float().cpu().numpy() for k in ("pose_enc", "depth", "depth_conf")}
+        if sanitize is not None:
+            result["pose_enc"] = sanitize(result["pose_enc"])
+        return dict(result, descriptor=descriptor.cpu().numpy())
+
+    model_predict = model_predictor(run, lambda frames: images[list(frames)])
+
+    def predict(frames: Sequence[int]) -> dict:  # no correspondences from padding
+        pred = model_predict(frames)
+        return dict(pred, conf=np.where(content[list(frames)], pred["conf"], 0.0))
+
+    result = run_chunked(predict, plan_chunks(len(images), chunk, overlap), loops=LoopConfig(enabled=loop_closure),
+                         progress=progress)
+    pose_enc = cameras_to_pose_encoding(torch.from_numpy(result.cam_from_world[:, :3]),
+                                        torch.from_numpy(result.intrinsics), (H, W)).numpy()
+    return {"pose_enc": pose_enc, "depth": result.depth[..., None], "depth_conf": result.conf}, result.report

@@ -42,16 +42,14 @@ class LoopCandidate:
     score: float
 
 
-def _suppress(scores: np.ndarray, min_gap: int, threshold: float, max_loops: int) -> list[LoopCandidate]:
-    """Greedy non-maximum suppression over a ``[T, T]`` score matrix (upper triangle beyond ``min_gap``)."""
-    T = len(scores)
-    a_idx, b_idx = np.triu_indices(T, k=min_gap)
-    s = scores[a_idx, b_idx]
+def _suppress(a_idx: np.ndarray, b_idx: np.ndarray, s: np.ndarray, min_gap: int, max_loops: int
+              ) -> list[LoopCandidate]:
+    """Greedy non-maximum suppression over candidate pairs ``(a, b)`` with scores ``s``."""
     order = np.argsort(-s, kind="stable")
     picked: list[LoopCandidate] = []
     radius = max(1, min_gap // 2)
     for o in order:
-        if s[o] < threshold or len(picked) >= max_loops:
+        if len(picked) >= max_loops:
             break
         a, b = int(a_idx[o]), int(b_idx[o])
         if any(abs(a - p.a) < radius and abs(b - p.b) < radius for p in picked):
@@ -62,7 +60,8 @@ def _suppress(scores: np.ndarray, min_gap: int, threshold: float, max_loops: int
 
 def loop_candidates(num_frames: int, *, descriptors: np.ndarray | None = None,
                     cam_from_world: np.ndarray | None = None, min_gap: int = 30, threshold: float = 0.8,
-                    radius: float = 0.05, max_angle_deg: float = 30.0, max_loops: int = 4) -> list[LoopCandidate]:
+                    radius: float = 0.05, max_angle_deg: float = 30.0, max_loops: int = 4,
+                    block: int = 512) -> list[LoopCandidate]:
     """Revisit candidates from descriptors, from chained cameras, or both (the larger score counts).
 
     Args:
@@ -72,27 +71,44 @@ def loop_candidates(num_frames: int, *, descriptors: np.ndarray | None = None,
             directions differ by at most ``max_angle_deg``.
         min_gap: frames closer in time are never a loop.
         threshold: minimum score.
+        block: frames scored at a time (memory ``block x T``, not ``T x T``); each
+            frame keeps its best later partner, then non-maximum suppression picks.
     """
     if descriptors is None and cam_from_world is None:
         raise ValueError("loop_candidates needs descriptors, cameras, or both")
     if min_gap < 1:
         raise ValueError(f"min_gap must be >= 1, got {min_gap}")
-    scores = np.zeros((num_frames, num_frames))
+    T = num_frames
+    d = centres = forward = None
+    scale = 1.0
     if descriptors is not None:
-        d = np.asarray(descriptors, dtype=np.float64).reshape(num_frames, -1)
+        d = np.asarray(descriptors, dtype=np.float64).reshape(T, -1)
         d = d - d.mean(axis=0)  # pooled features share a large common part; compare what sets frames apart
         d = d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12)
-        scores = np.maximum(scores, d @ d.T)
     if cam_from_world is not None:
         cam = np.asarray(cam_from_world, dtype=np.float64)
         centres = -np.einsum("tji,tj->ti", cam[:, :3, :3], cam[:, :3, 3])  # -R^T t
-        path = float(np.linalg.norm(np.diff(centres, axis=0), axis=1).sum())
-        dist = np.linalg.norm(centres[:, None] - centres[None], axis=-1)
+        scale = max(radius * float(np.linalg.norm(np.diff(centres, axis=0), axis=1).sum()), 1e-12)
         forward = cam[:, 2, :3]  # the camera's z axis in world coordinates
-        angle = np.degrees(np.arccos(np.clip(forward @ forward.T, -1.0, 1.0)))
-        geo = np.where(angle <= max_angle_deg, 1.0 - dist / max(radius * path, 1e-12), 0.0)
-        scores = np.maximum(scores, geo)
-    return _suppress(scores, min_gap, threshold, max_loops)
+    a_all, b_all, s_all = [], [], []
+    cols = np.arange(T)
+    for r0 in range(0, T, block):
+        rows = np.arange(r0, min(r0 + block, T))
+        scores = np.zeros((len(rows), T))
+        if d is not None:
+            scores = np.maximum(scores, d[rows] @ d.T)
+        if centres is not None:
+            dist = np.linalg.norm(centres[rows, None] - centres[None], axis=-1)
+            angle = np.degrees(np.arccos(np.clip(forward[rows] @ forward.T, -1.0, 1.0)))
+            scores = np.maximum(scores, np.where(angle <= max_angle_deg, 1.0 - dist / scale, 0.0))
+        scores[cols[None, :] < rows[:, None] + min_gap] = -np.inf  # only later frames, at least min_gap on
+        best = scores.argmax(axis=1)
+        value = scores[np.arange(len(rows)), best]
+        keep = value >= threshold
+        a_all.append(rows[keep])
+        b_all.append(best[keep])
+        s_all.append(value[keep])
+    return _suppress(np.concatenate(a_all), np.concatenate(b_all), np.concatenate(s_all), min_gap, max_loops)
 
 
 def loop_chunk_frames(candidate: LoopCandidate, size: int, num_frames: int) -> tuple[tuple[int, ...], tuple[int, ...]]:

@@ -19,10 +19,11 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 
 from ..io.inputs import InputError, discover_inputs, is_image_path, natural_sort_key
-from ..io.video import VIDEO_SUFFIXES, is_video, read_video
+from ..io.images import ImageLoadError, open_image
+from ..io.video import VIDEO_SUFFIXES, check_sampling, is_video, read_video
 
 __all__ = ["Clip", "ClipError", "LIST_SUFFIXES", "discover_clips", "frames_to_tensor", "load_clip"]
 
@@ -107,6 +108,14 @@ def frames_to_tensor(images: Sequence[Image.Image]) -> torch.Tensor:
     return x.float().div_(255.0)
 
 
+def _rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB of an :func:`~vggt3d.io.images.open_image` result (``F``: grey in [0, 1])."""
+    if image.mode == "F":
+        grey = np.clip(np.asarray(image, dtype=np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(grey).convert("RGB")
+    return image.convert("RGB")
+
+
 def load_clip(source: str | os.PathLike, fps: float | None = None, stride: int = 1,
               max_frames: int | None = None) -> Clip:
     """Decode one clip (a video or an image folder), sampled by ``fps`` / ``stride`` / ``max_frames``.
@@ -115,6 +124,10 @@ def load_clip(source: str | os.PathLike, fps: float | None = None, stride: int =
     ``max_frames`` apply to the sorted files.
     """
     path = Path(os.fspath(source))
+    try:  # stride -1 would reverse the clip, max_frames 0 would mean "all", fps inf would never end
+        check_sampling(fps, stride, max_frames)
+    except ValueError as e:
+        raise ClipError(f"{path}: {e}") from None
     if path.is_dir():
         try:
             files = discover_inputs(path).paths[::stride]
@@ -123,8 +136,10 @@ def load_clip(source: str | os.PathLike, fps: float | None = None, stride: int =
         files = files[:max_frames] if max_frames else files
         images = []
         for f in files:
-            with Image.open(f) as im:
-                images.append(ImageOps.exif_transpose(im).convert("RGB"))
+            try:  # regular files only, EXIF orientation applied, Pillow's decompression-bomb limit as one error
+                images.append(_rgb(open_image(f)))
+            except ImageLoadError as e:
+                raise ClipError(str(e)) from None
         indices = [stride * k for k in range(len(files))]
         return Clip(str(path), frames_to_tensor(images), indices, [float("nan")] * len(files), [f.name for f in files])
     if path.is_file() and is_video(path):

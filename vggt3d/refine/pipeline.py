@@ -135,7 +135,7 @@ def find_tracks(rec: Reconstruction, tracks_from: TrackSource = "features", conf
             if tracks_from == "head":
                 raise ValueError("tracks_from='head' needs a model with a track head; this one has none "
                                  "(use 'features')")
-            log.warning("the model has no track head: tracks from features only")
+            log.info("the model has no track head: tracks from features only")
         else:
             from .head import head_tracks
 

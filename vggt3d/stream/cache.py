@@ -125,7 +125,7 @@ class FrameKVCache:
         self.evicted: list[int] = []  #: every frame evicted so far
         self._kv: dict[Hashable, tuple[Tensor, Tensor]] = {}
         self._tokens: dict[Hashable, int] = {}  # tokens per frame of each key
-        self._new: dict[Hashable, tuple[Tensor, Tensor, int]] = {}
+        self._new: dict[Hashable, tuple[int, int]] = {}  # key -> (tokens before the push, bytes added)
         self._num_new = 0
         self._frame_bytes: int | None = None
 
@@ -189,6 +189,7 @@ class FrameKVCache:
     # ------------------------------------------------------------------ a push
     def begin(self, num_new: int) -> None:
         """Start a push of ``num_new`` frames (after :meth:`evict`)."""
+        self.rollback()
         self._new, self._num_new = {}, num_new
 
     @property
@@ -200,27 +201,41 @@ class FrameKVCache:
         return causal_mask(self._num_new, T, len(self.frames), device)
 
     def hook(self, key: Hashable, T: int):
-        """A :data:`vggt3d.layers.KVHook` for layer ``key`` (``T`` tokens per frame): past + new keys and values."""
+        """A :data:`vggt3d.layers.KVHook` for layer ``key`` (``T`` tokens per frame): past + new keys and values.
+
+        The layer's cache is replaced at once by past + new (so the old copy is
+        freed layer by layer, not all at the end); :meth:`rollback` undoes it.
+        """
         def kv_hook(k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
             if key in self._new:
                 raise RuntimeError(f"stream layer {key!r} was run twice in one push")
             self._tokens[key] = T
             added = k.numel() * k.element_size() + v.numel() * v.element_size()
             past = self._kv.get(key)
+            old = 0 if past is None else past[0].shape[2]
             if past is not None:
                 k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)  # [B, heads, (F+s)*T, d]
-            self._new[key] = (k, v, added)
+            self._kv[key] = (k.detach(), v.detach())
+            self._new[key] = (old, added)
             return k, v
         return kv_hook
 
+    def rollback(self) -> None:
+        """Drop the keys and values a failed push appended (the cache is as before :meth:`begin`)."""
+        for key, (old, _) in self._new.items():
+            if old == 0:
+                del self._kv[key]
+            else:
+                k, v = self._kv[key]
+                self._kv[key] = (k[:, :, :old], v[:, :, :old])
+        self._new, self._num_new = {}, 0
+
     def commit(self, new_frames: list[int]) -> None:
-        """Keep the keys and values of the push's frames (the past and new ones the push attended over)."""
+        """Keep the keys and values of the push's frames."""
         if len(new_frames) != self._num_new:
             raise RuntimeError("commit() got a different number of frames than begin()")
-        for key, (k, v, _) in self._new.items():
-            self._kv[key] = (k.detach(), v.detach())
         if self._new and self._num_new:
-            self._frame_bytes = sum(a for _, _, a in self._new.values()) // self._num_new
+            self._frame_bytes = sum(a for _, a in self._new.values()) // self._num_new
         self.frames.extend(new_frames)
         self._new, self._num_new = {}, 0
 

@@ -127,15 +127,19 @@ class GeometryStream:
                                 kv_hook=lambda i: cache.hook(("aggregator", i),
                                                              agg.patch_start_idx if i in agg.register_layers else P))
         tokens: dict[int, Tensor] = {}
-        with precision_context(self.precision, device):
-            state = agg.embed(images, first_index=t0)
-            for i in range(last + 1):
-                y = agg.step(i, state, hooks, keep=i in need)
-                if y is not None:
-                    tokens[i] = y  # [B, s, P, 2C]
         out: dict[str, Any] = {}
-        if self.heads:
-            out = m.forward_heads({i: tokens[i] for i in m.head_layers(track=False)}, (H, W), kv_cache=cache)
+        try:
+            with precision_context(self.precision, device):
+                state = agg.embed(images, first_index=t0)
+                for i in range(last + 1):
+                    y = agg.step(i, state, hooks, keep=i in need)
+                    if y is not None:
+                        tokens[i] = y  # [B, s, P, 2C]
+            if self.heads:
+                out = m.forward_heads({i: tokens[i] for i in m.head_layers(track=False)}, (H, W), kv_cache=cache)
+        except BaseException:
+            cache.rollback()  # a failed push (out of memory, Ctrl-C) leaves the cache as it was
+            raise
         cache.commit(list(range(t0, t0 + s)))
         self.num_frames += s
         self.image_size, self.batch_size = (H, W), B
