@@ -33,7 +33,7 @@ from .io.inputs import load_frames
 from .result import Reconstruction, Tracks
 from .pointcloud import content_mask, depth_points, point_cloud, select_points
 from .planner import plan_inference
-from .runtime import (MemoryEstimateError, ReconstructionError, _format_bytes, available_memory, estimate_memory,
+from .runtime import (MemoryEstimateError, ReconstructionError, available_memory, estimate_memory,  # noqa: F401
                       peak_memory, resolve_device, resolve_dtype)
 
 __all__ = ["MemoryEstimateError", "Reconstruction", "ReconstructionError", "Tracks", "reconstruct"]

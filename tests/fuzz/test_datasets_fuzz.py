@@ -211,7 +211,7 @@ def test_loading_samples_leaves_torch_thread_count_alone():
 
 @pytest.mark.parametrize("entry,needle", [
     ("{name: nosuchdataset}", "unknown dataset 'nosuchdataset'"),
-    ("{name: synthetic, kwargs: {bogus_arg: 1}}", "bogus_arg"),
+    pytest.param("{name: synthetic, kwargs: {bogus_arg: 1}}", "bogus_arg", marks=pytest.mark.slow),  # builds the model
     ("{name: scene_folder, kwargs: {roots: /nonexistent/scenes}}", "/nonexistent/scenes"),
 ])
 def test_bad_dataset_in_a_training_config_is_one_line(tmp_path, capsys, entry, needle):

@@ -146,6 +146,7 @@ def test_signal_during_export_stops_cleanly(photos, tmp_path, module, signum):
     assert not out.exists() and not list(tmp_path.glob(".scene.*")), "no output, no temporary folder"
 
 
+@pytest.mark.slow
 def test_trimesh_is_imported_before_the_work_starts(photos, tmp_path):
     """trimesh catches BaseException around its optional imports: imported lazily mid-export, it ate Ctrl-C."""
     script = textwrap.dedent("""

@@ -20,7 +20,7 @@ def test_planted_revisit_is_found_in_any_block_size():
 
 def test_loop_chunk_frames_split_the_two_visits():
     a, b = loop_chunk_frames(LoopCandidate(3, 290, 1.0), 10, 300)
-    assert a == (0, 1, 2, 3, 4) and b == (288, 289, 290, 291, 292)
+    assert a == (1, 2, 3, 4, 5) and b == (288, 289, 290, 291, 292)  # centred on each visit
     a, b = loop_chunk_frames(LoopCandidate(100, 299, 1.0), 8, 300)
     assert len(a) == len(b) == 4 and b[-1] == 299
     with pytest.raises(ValueError, match=">= 4"):

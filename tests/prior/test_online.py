@@ -1,4 +1,4 @@
-"""Online (causal) consistency: per-frame scores equal scoring each prefix; the running report equals the offline one."""
+"""Online (causal) consistency: per-frame scores equal scoring each prefix; the running report equals offline."""
 
 from __future__ import annotations
 

@@ -219,7 +219,7 @@ def _depth_pairs(depth: Tensor, valid: Tensor, cam_from_world: Tensor, intrinsic
 # --------------------------------------------------------------------------- tracks
 def _lift_tracks(depth: Tensor, cam_from_world: Tensor, intrinsics: Tensor, tracks: Tensor,
                  visibility: Tensor) -> tuple[Tensor, Tensor]:
-    """World points ``[S, N, 3]`` of the tracked pixels lifted with each frame's depth, and where that is possible ``[S, N]``."""
+    """World points ``[S, N, 3]`` of the tracked pixels lifted with each frame's depth; ``[S, N]`` where possible."""
     S, H, W = depth.shape
     d, has = _sample_depth(depth, tracks)  # [S, N]
     ok = visibility & has & (tracks[..., 0] > -0.5) & (tracks[..., 0] < W - 0.5) \
@@ -236,7 +236,7 @@ def _reproject_tracks(world: Tensor, ok_src: Tensor, cam_from_world: Tensor, int
                       ok_dst: Tensor, same: Tensor) -> Tensor:
     """Errors ``[S_src, S_dst, N]`` in pixels of lifted points ``world [S_src, N, 3]`` projected into ``S_dst``
     frames (their cameras, tracks ``[S_dst, N, 2]``); NaN where undefined or where ``same [S_src, S_dst]``."""
-    S_src, S_dst = world.shape[0], cam_from_world.shape[0]
+    S_dst = cam_from_world.shape[0]
     pts = world[None].expand(S_dst, -1, -1, -1)  # [S_dst, S_src, N, 3]
     uv, z = project_points(pts, cam_from_world, intrinsics)  # [S_dst, S_src, N, 2], [S_dst, S_src, N]
     uv, z = uv.transpose(0, 1), z.transpose(0, 1)  # [S_src, S_dst, N, ...]

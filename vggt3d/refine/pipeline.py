@@ -243,6 +243,18 @@ def bundle_adjust_reconstruction(rec: Reconstruction, config: RefineConfig | Non
             ba = dataclasses.replace(ba, refine_focal=False)
             summary["fixed_intrinsics"] = "after the focal lengths drifted"
             result = bundle_adjust(rec.cam_from_world, rec.intrinsics, rec.image_sizes, obs, tp.points, ba)
+        if candidates is not None and not ba.distortion:  # re-triangulate every candidate with the refined cameras
+            again, points = filter_tracks(candidates[0], result.cam_from_world, result.intrinsics,
+                                          TrackFilter(max_error=ba.max_error, min_angle=config.filter.min_angle,
+                                                      depth_tolerance=None))
+            try:
+                second = bundle_adjust(result.cam_from_world, result.intrinsics, rec.image_sizes, again, points, ba)
+            except RefinementError as exc:
+                log.debug("the second adjustment on re-triangulated tracks failed (%s); keeping the first", exc)
+            else:
+                second.error_before = result.error_before  # the error of the predicted cameras
+                result, obs = second, again
+                tp = _track_points(again, points, _colors(candidates[1], rec, again))
     except RefinementError as exc:
         log.warning("refinement failed (%s); the unrefined reconstruction is kept", exc)
         out = dataclasses.replace(rec, info=dict(rec.info))
