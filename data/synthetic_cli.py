@@ -66,7 +66,15 @@ def run(args: argparse.Namespace) -> int:
     from .scene_folder import write_scene_folder
 
     dataset = SyntheticScenes(config)
-    args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+        return _write(dataset, args, write_scene_folder)
+    except OSError as exc:  # read-only, disk full: one line (a scene cut short has no cameras.json: never read)
+        print(f"vggt3d synth: cannot write --out {args.out}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+
+
+def _write(dataset, args: argparse.Namespace, write_scene_folder) -> int:
     start = time.perf_counter()
     for i in range(args.scenes):
         scene = dataset.scene(i)

@@ -23,6 +23,7 @@ inter-frame attention, or replace the inter-frame block call (token merging).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
@@ -88,9 +89,15 @@ class AggregatorHooks:
     - ``kv_hook(layer)``: a :data:`~vggt3d.layers.KVHook` for that inter-frame
       attention (``None`` = none), e.g. a KV cache for streaming.
     - ``inter_frame``: replaces the call of the inter-frame block (token merging).
+    - ``token_chunk``: tokens per chunk in the token-wise parts of the
+      inter-frame blocks (norms, ``qkv``, projection, MLP); only the attention
+      kernel sees all ``S*T`` tokens (:meth:`~vggt3d.layers.Block.forward_token_chunked`).
+      With ``frame_chunk`` this is the lean exact pass (:func:`lean_hooks`);
+      results equal the plain pass within float rounding.
     """
 
     frame_chunk: int | None = None
+    token_chunk: int | None = None
     attn_bias: Callable[[int, int, int], "torch.Tensor | None"] | None = None
     kv_hook: Callable[[int], "KVHook | None"] | None = None
     inter_frame: InterFrameFn | None = None
@@ -186,6 +193,8 @@ class AlternatingAggregator(nn.Module):
         pos = state.global_pos
         if hooks.inter_frame is not None:
             y = hooks.inter_frame(i, block, y, pos, bias, kv)
+        elif hooks.token_chunk and not (self.grad_checkpointing and torch.is_grad_enabled()):
+            y = block.forward_token_chunked(y, pos, bias, kv, hooks.token_chunk)  # [B, S*T, C]
         else:
             y = self._run(block, y, pos, bias, kv)  # [B, S*T, C]
         if T < P:
@@ -212,6 +221,24 @@ class AlternatingAggregator(nn.Module):
             if callback is not None:
                 callback(i)
         return out
+
+
+#: Defaults of the lean exact pass: frames per chunk in the per-frame stages, tokens per chunk in the global blocks.
+LEAN_FRAME_CHUNK = 8
+LEAN_TOKEN_CHUNK = 4096
+
+
+def lean_hooks(hooks: AggregatorHooks | None = None, frame_chunk: int = LEAN_FRAME_CHUNK,
+               token_chunk: int = LEAN_TOKEN_CHUNK) -> AggregatorHooks:
+    """``hooks`` (or plain ones) with the lean exact pass switched on where the caller left it unset.
+
+    Per-frame stages run ``frame_chunk`` frames at a time and the token-wise
+    parts of the inter-frame blocks ``token_chunk`` tokens at a time, so only
+    the inter-frame attention kernel holds all tokens at once.
+    """
+    hooks = hooks or AggregatorHooks()
+    return dataclasses.replace(hooks, frame_chunk=hooks.frame_chunk or frame_chunk,
+                               token_chunk=hooks.token_chunk or token_chunk)
 
 
 def _slice_pos(pos: object, start: int, n: int) -> object:

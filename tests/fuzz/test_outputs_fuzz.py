@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from fuzzutils import one_line_error, small_filesystem, write_image
+from fuzzutils import one_line_error, small_filesystem
 from vggt3d.cli import main
 from vggt3d.io.atomic import atomic_output_dir, remove_stale_temp_dirs
 
@@ -239,3 +239,20 @@ def test_score_json_cannot_replace_an_input(photos, tmp_path, capsys):
     assert main(["score", str(video), "--json", str(video), "--weights", "tiny-synthetic"]) == 2
     assert "--json" in one_line_error(capsys.readouterr().err)
     assert video.read_bytes() == b"not really a video"
+
+
+def test_every_writer_command_on_a_read_only_or_full_folder_is_one_line(photos, tmp_path, capsys):
+    with small_filesystem(tmp_path / "ro", readonly=True) as ro:
+        commands = [["synth", "--out", str(ro / "scenes"), "--scenes", "1", "--frames", "2", "--size", "28", "28"],
+                    ["features", str(photos), "--out", str(ro / "cache"), "--weights", "tiny-synthetic",
+                     "--no-progress"],
+                    ["evaluate", "--data", "synthetic", "--data-arg", "num_scenes=1", "--weights", "tiny-synthetic",
+                     "--out", str(ro / "report")]]
+        for command in commands:
+            assert main(command) != 0, command
+            line = one_line_error(capsys.readouterr().err)
+            assert "--out" in line, line
+    with small_filesystem(tmp_path / "full", size="16k") as full:
+        assert main(["synth", "--out", str(full / "scenes"), "--scenes", "2", "--frames", "2", "--size", "64",
+                     "64"]) == 1
+        assert "cannot write --out" in one_line_error(capsys.readouterr().err)

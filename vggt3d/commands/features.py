@@ -95,8 +95,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_prior(args: argparse.Namespace, layers: list[int] | None = None):
     """The :class:`vggt3d.GeometryPrior` the model options describe."""
-    import torch
-
     from ..prior import GeometryPrior
     from ..runtime import resolve_device
 

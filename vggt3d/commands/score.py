@@ -15,7 +15,7 @@ import logging
 import sys
 
 from .features import add_model_arguments, load_prior
-from .options import nonnegative_int, positive_float, positive_int
+from .options import positive_float, positive_int
 
 log = logging.getLogger(__name__)
 

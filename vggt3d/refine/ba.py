@@ -218,8 +218,11 @@ def bundle_adjust(cam_from_world: np.ndarray, intrinsics: np.ndarray, sizes: np.
             log.debug("bundle adjustment: %d of %d observations over %.3g px dropped", int((~keep).sum()),
                       len(obs), threshold)
             obs, points, track_ids = drop(obs, points, track_ids, keep)
-    weak = _check_evidence(obs, S, config)
     err = observation_errors(obs, points, cams, K, k1)
+    if not (err <= 2.0 * config.max_error).all():  # the last solve moved a few points off (or behind a camera)
+        obs, points, track_ids = drop(obs, points, track_ids, err <= 2.0 * config.max_error)
+        err = observation_errors(obs, points, cams, K, k1)
+    weak = _check_evidence(obs, S, config)
     error_after = float(np.mean(err))
     if not np.isfinite(error_after) or error_after > 2.0 * config.max_error:
         raise RefinementError(f"bundle adjustment diverged: mean reprojection error {error_before:.3g} -> "
