@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import importlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -56,8 +57,13 @@ def run_command(run: Callable[[argparse.Namespace], int | None], args: argparse.
     catch ``BaseException`` around imports) still ends the run with that status.
     """
     received: list[int] = []
+    owner = os.getpid()
 
     def handler(signum: int, frame) -> None:
+        if os.getpid() != owner:  # a forked worker (data loading) inherited this: behave as by default there
+            signal.signal(signum, signal.SIG_DFL if signum == signal.SIGTERM else signal.default_int_handler)
+            os.kill(os.getpid(), signum)
+            return
         received.append(signum)
         raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 

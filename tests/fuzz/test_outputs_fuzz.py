@@ -256,3 +256,44 @@ def test_every_writer_command_on_a_read_only_or_full_folder_is_one_line(photos, 
         assert main(["synth", "--out", str(full / "scenes"), "--scenes", "2", "--frames", "2", "--size", "64",
                      "64"]) == 1
         assert "cannot write --out" in one_line_error(capsys.readouterr().err)
+
+
+def test_features_removes_clip_temp_files_of_dead_runs(photos, tmp_path):
+    out = tmp_path / "cache"
+    out.mkdir()
+    dead = out / f".clip-1234.safetensors.tmp-{_dead_pid()}"
+    dead.write_bytes(b"partial")
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        alive = out / f".other.safetensors.tmp-{sleeper.pid}"  # another shard still writing
+        alive.write_bytes(b"in progress")
+        assert main(["features", str(photos), "--out", str(out), "--weights", "tiny-synthetic",
+                     "--no-progress"]) == 0
+        assert not dead.exists() and alive.exists()
+        assert not [p for p in out.iterdir() if p.name.startswith(".") and p != alive]
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_forked_workers_keep_the_default_sigterm():
+    """Data-loader workers fork from a command: SIGTERM still simply ends them (no exception in the child)."""
+    from argparse import Namespace
+
+    from vggt3d.cli import run_command
+
+    status = {}
+
+    def work(args):
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(20)
+            os._exit(0)
+        time.sleep(0.3)
+        os.kill(pid, signal.SIGTERM)
+        _, raw = os.waitpid(pid, 0)
+        status["signal"] = os.WTERMSIG(raw) if os.WIFSIGNALED(raw) else None
+        return 0
+
+    assert run_command(work, Namespace()) == 0
+    assert status["signal"] == signal.SIGTERM

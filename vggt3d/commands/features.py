@@ -127,6 +127,7 @@ def _run(args: argparse.Namespace, done: list[int]) -> int:
     from tqdm import tqdm
 
     from ..hub import CheckpointError
+    from ..io.atomic import remove_stale_temp_files
     from ..io.video import VideoReadError
     from ..prior.cache import CacheError, FeatureCacheWriter
     from ..prior.clips import ClipError, discover_clips, load_clip
@@ -155,6 +156,7 @@ def _run(args: argparse.Namespace, done: list[int]) -> int:
     except OSError as e:
         print(f"error: cannot write --out {args.out}: {e.strerror or e}", file=sys.stderr)
         return 1
+    remove_stale_temp_files(args.out)  # clip files of runs killed mid-write (SIGKILL)
 
     written = skipped = 0
     failed: list[str] = []

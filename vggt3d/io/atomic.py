@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 __all__ = ["OutputExistsError", "atomic_output_dir", "atomic_write", "atomic_write_text", "check_output_dir",
-           "fsync_dir", "pid_alive", "remove_stale_temp_dirs"]
+           "fsync_dir", "pid_alive", "remove_stale_temp_dirs", "remove_stale_temp_files"]
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,24 @@ def remove_stale_temp_dirs(out: str | os.PathLike) -> list[Path]:
     return removed
 
 
+def remove_stale_temp_files(folder: str | os.PathLike) -> list[Path]:
+    """Remove the ``.<name>.tmp-<pid>`` files (:func:`atomic_write` with ``pid_tag``) of dead processes in ``folder``."""
+    pattern = re.compile(r"^\..+\.tmp-(\d+)$")
+    removed = []
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        match = pattern.match(entry.name)
+        if match and entry.is_file() and not pid_alive(int(match.group(1))):
+            with contextlib.suppress(OSError):
+                entry.unlink()
+                log.info("removed %s, left by a run that did not finish", entry)
+                removed.append(entry)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_output_dir(out: str | os.PathLike, overwrite: bool = False) -> Iterator[tuple[Path, Path]]:
     """Yield ``(temporary directory, final path)``; on success the temporary one becomes ``out``.
@@ -134,16 +152,19 @@ def fsync_dir(directory: str | os.PathLike) -> None:
             os.close(fd)
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[str], None], *, fsync: bool = False) -> Path:
+def atomic_write(path: str | os.PathLike, write: Callable[[str], None], *, fsync: bool = False,
+                 pid_tag: bool = False) -> Path:
     """Call ``write(temporary_path)``, then rename the result onto ``path``.
 
     The temporary file ``.<name>.tmp`` sits in ``path``'s folder (same file
     system, so the rename is atomic) and is removed if ``write`` fails or is
     interrupted. ``fsync``: flush the file and the folder entry (for caches and
-    checkpoints that must survive a power loss).
+    checkpoints that must survive a power loss). ``pid_tag``: name it
+    ``.<name>.tmp-<pid>`` instead, for folders several processes write into;
+    :func:`remove_stale_temp_files` then removes those of processes that died.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}" if pid_tag else f".{path.name}.tmp")
     try:
         write(os.fspath(tmp))
         if fsync:

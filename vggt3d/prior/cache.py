@@ -15,13 +15,13 @@ window each frame's features come from), and with cameras ``pose_enc``
 ``[T, 9]``. Its string metadata repeats the settings (model id and weight
 hash, layers, grid, sizes, dtype, ...) and the clip's source.
 
-Writes are atomic: a clip is written to ``.<name>.tmp`` in the same directory,
+Writes are atomic: a clip is written to ``.<name>.tmp-<pid>`` in the same directory,
 flushed to disk and renamed into place, then recorded in the manifest. A clip
 whose file exists with the current settings is finished and never redone, so
 an interrupted run restarted with the same arguments continues where it
-stopped (a killed write leaves only a temporary file, removed on the next
-attempt at that clip). Several processes may fill one cache with disjoint
-clips (``vggt3d features --shard K/N``).
+stopped (a killed write leaves only a temporary file, removed by the next
+``vggt3d features`` run on the cache once its process is gone). Several
+processes may fill one cache with disjoint clips (``vggt3d features --shard K/N``).
 """
 
 from __future__ import annotations
@@ -201,7 +201,9 @@ class FeatureCacheWriter:
         tensors = self._tensors(feats, clip)
         path = self.path_for(clip.source)
         meta = self._metadata(feats, clip)
-        atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta), fsync=True)
+        # pid-tagged temporary name: shards share the folder, and a killed run's file is recognisable as stale
+        atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta), fsync=True, pid_tag=True)
+        path.with_name(f".{path.name}.tmp").unlink(missing_ok=True)  # left by an older version
         self.record(path, clip, feats.grid)
         return path
 
