@@ -116,13 +116,17 @@ def main() -> None:
     ap.add_argument("--frame-chunk", type=int, default=8)
     ap.add_argument("--token-chunk", type=int, default=4096)
     ap.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    ap.add_argument("--weights", choices=("rule", "init"), default="rule",
+                    help="rule weights (vggt3d.testing) or PyTorch's initialization (faster to build; same cost)")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/memory_lean_cpu.json"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     height, width = (int(v) for v in args.size.split("x"))
     t0 = time.perf_counter()
-    model = load_rule_weights_lean(VGGT3D(ModelConfig.preset(args.preset))).eval()
-    print(f"model with rule weights in {time.perf_counter() - t0:.0f} s", flush=True)
+    model = VGGT3D(ModelConfig.preset(args.preset)).eval()
+    if args.weights == "rule":
+        model = load_rule_weights_lean(model)
+    print(f"model with {args.weights} weights in {time.perf_counter() - t0:.0f} s", flush=True)
     measure(model, torch.rand(1, 2, 3, 28, 28), "plain", 1, 8)  # warm-up: thread pools, first-call allocations
     rows = []
     for frames in args.frames:
@@ -139,7 +143,8 @@ def main() -> None:
                          "best_seconds": round(min(s for _, s in got[mode]), 2),
                          "seconds_all": [round(s, 2) for _, s in got[mode]]})
     result = {"preset": args.preset, "size": args.size, "device": "cpu", "dtype": "float32", "threads": args.threads,
-              "frame_chunk": args.frame_chunk, "token_chunk": args.token_chunk, "weights": "rule (vggt3d.testing)",
+              "frame_chunk": args.frame_chunk, "token_chunk": args.token_chunk,
+              "weights": "rule (vggt3d.testing)" if args.weights == "rule" else "PyTorch initialization",
               "torch": torch.__version__, "machine": platform.machine(), "rows": rows,
               "load_average": [round(x, 2) for x in os.getloadavg()],
               "command": f"OMP_NUM_THREADS={args.threads} python benchmarks/memory_lean.py " + " ".join(sys.argv[1:])}

@@ -23,9 +23,14 @@ frame (camera + registers + h*w patches), Pe encoder tokens, C / Ce widths,
   (residual stream, its norm, the MLP's hidden layer before and after the
   activation), ``S Pe Ce a (2 mlp_ratio + 1)`` for the encoder (whichever is
   larger; the attention runs through SDPA's fused kernels: no ``(S P)^2`` term);
-- the dense heads, decoded one frame at a time at the DPT's four resolutions,
-  with the outputs (depth, points, confidences) and their concatenation; the
-  heads run after the trunk, so the larger of the two phases counts;
+- the dense heads, decoded one frame at a time: the larger of (a) the
+  reordered copy of the DPT's largest conv weight (CPU: oneDNN reorders a conv
+  weight into its blocked layout on every call; VGGT-1B's 1024x1024x3x3
+  down-sampling conv, 36 MiB) with the projected token pyramid alive beside
+  it, and (b) the full-resolution decoding (the four levels, the fusion maps,
+  the up-sampled output features with their position embedding); plus the
+  outputs (depth, points, confidences); the heads run after the trunk, so the
+  larger of the two phases counts;
 - the inputs;
 - a constant for allocator and thread-pool overhead (calibrated on CPU).
 
@@ -52,8 +57,9 @@ log = logging.getLogger(__name__)
 Strategy = Literal["exact", "merged", "chunked"]
 STRATEGIES: tuple[str, ...] = ("exact", "merged", "chunked")
 
-#: Allocator arenas, thread-pool and kernel workspaces seen on CPU beyond the tensors (calibrated, MiB).
-CPU_OVERHEAD = 5 << 20
+#: Allocator arenas, thread-pool and kernel workspaces seen on CPU beyond the tensors (calibrated at 70x98 and
+#: 112x154, ``benchmarks/results/memory_model_cpu.json``).
+CPU_OVERHEAD = 2 << 20
 #: Sustained FLOP/s assumed by the time model: per CPU thread (fp32), and for a CUDA device (bf16/fp16).
 CPU_FLOPS_PER_THREAD = 40e9
 CUDA_FLOPS = 150e12
@@ -105,16 +111,27 @@ def _tokens(config: Any, height: int, width: int) -> tuple[int, int, int]:
     return hw, 1 + config.aggregator.num_register_tokens + hw, 1 + config.encoder.num_register_tokens + hw
 
 
-def _dense_head_bytes(config: Any, height: int, width: int, frames: int) -> int:
-    """One frame of DPT decoding (the heads decode one frame at a time) plus the per-frame outputs."""
+def _dense_head_bytes(config: Any, height: int, width: int, frames: int, device: torch.device) -> int:
+    """Peak of one frame of DPT decoding (the heads decode one frame at a time), outputs excluded.
+
+    The larger of the conv-weight phase (CPU: the reordered copy of the largest
+    conv weight beside the projected pyramid) and the full-resolution decoding.
+    """
     d = config.dense_head
     hw = (height // config.patch_size) * (width // config.patch_size)
     C2 = 2 * config.aggregator.embed_dim
+    oc = d.out_channels
     scales = (16, 4, 1, 0.25)  # the four DPT levels: 4x, 2x, 1x, 0.5x the patch grid (in area)
-    projections = sum(hw * (C2 + c * s) for c, s in zip(d.out_channels, scales))
+    pyramid = hw * (C2 + sum(c * s for c, s in zip(oc, scales)))  # one level's normed tokens + the projected levels
+    projections = sum(hw * (C2 + c * s) for c, s in zip(oc, scales))
     fusion = hw * 16 * d.features * 4  # refined maps up to 4x the grid, a few buffers at a time
-    head = height * width * (d.features // 2 + 40)  # the head's full-size feature map and its small outputs
-    return int(4 * (projections + fusion + head))
+    # the up-sampled output features, their position embedding and the sum alive together, and the last convs
+    head = height * width * (5 * (d.features // 2) // 2 + 40)
+    decode = 4 * (projections + fusion + head)
+    if device.type != "cpu":
+        return int(decode)
+    weights = [oc[3] * oc[3] * 9, C2 * max(oc)] + [c * d.features * 9 for c in oc]  # DPT convs (elements)
+    return int(max(4 * (max(weights) + pyramid), decode))
 
 
 def estimate_cost(config: Any, frames: int, height: int, width: int, dtype: torch.dtype = torch.float32,
@@ -163,7 +180,7 @@ def estimate_cost(config: Any, frames: int, height: int, width: int, dtype: torc
         "kept_layers": frames * P * 2 * C * kept_bytes * len(layers),
         # residual stream, its norm, the MLP's hidden layer before and after the activation
         "block": max(frames * P * C * a * (2 * agg.mlp_ratio + 1), frames * Pe * Ce * a * (2 * enc.mlp_ratio + 1)),
-        "dense_heads": _dense_head_bytes(config, height, width, frames) if {"depth", "point"} & set(config.heads)
+        "dense_heads": _dense_head_bytes(config, height, width, frames, dev) if {"depth", "point"} & set(config.heads)
         else 0,
         "outputs": 2 * pixels * 4 * (2 * ("depth" in config.heads) + 4 * ("point" in config.heads)),
         "tracker": pixels // 4 * config.track_head.features * 4 * 3 if num_queries else 0,
