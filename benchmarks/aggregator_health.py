@@ -48,7 +48,7 @@ def health(source: str, clips: int = 4, frames: int = 8, size: int = 112, seed: 
               if n.startswith(("aggregator.frame_blocks.", "aggregator.global_blocks.")) and n.endswith(".gamma")}
     pose = model(images)["pose_enc"][:, 1:]  # [B, S-1, 9]
     return {"source": source, "layers": layers, "layer_scale_mean_abs": gammas,
-            "pose_spread_over_frames": float(pose.std(dim=(0, 1)).norm()),
+            "pose_spread_over_frames": float(pose.std(dim=1).norm(dim=-1).mean()),  # within each clip
             "pose_mean_norm": float(pose.norm(dim=-1).mean())}
 
 

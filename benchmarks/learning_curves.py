@@ -6,14 +6,14 @@ Two modes:
   ``run.max_steps``, so curves of different lengths are comparable step by step)
   and validate every ``--every`` steps on the config's validation scenes::
 
-      python benchmarks/learning_curves.py run --config configs/variants/old_recipe.yaml --steps 500 \\
-          --out benchmarks/results/learning_curves_old_recipe.json
+      python benchmarks/learning_curves.py run --config configs/variants/joint_l1.yaml --steps 500 \\
+          --out benchmarks/results/learning_curves_joint_l1.json
 
 - ``plot``: read the validation lines of training logs (``vggt3d train`` output)
   and variant JSON files into one ``learning_curves.json`` and a PNG::
 
       python benchmarks/learning_curves.py plot --log main=runs/tiny-synthetic-main.log \\
-          --json benchmarks/results/learning_curves_old_recipe.json --out benchmarks/results/learning_curves
+          --json benchmarks/results/learning_curves_joint_l1.json --out benchmarks/results/learning_curves
 
 Metrics come from :meth:`vggt3d.training.Trainer.validate`: pairs of all frames
 of each validation sequence (8 frames of held-out seed-1 scenes in the configs).

@@ -1,6 +1,6 @@
 """Overfit check (:mod:`vggt3d.training.overfit`): the real trainer and data path on fixed synthetic scenes.
 
-Trains ``configs/tiny_synthetic.yaml`` (plus overrides) on ``--scenes`` fixed
+Trains ``configs/variants/joint_l1.yaml`` (plus overrides) on ``--scenes`` fixed
 scenes of ``--frames`` frames without augmentation and reports, every
 ``--every`` steps, the pair rotation / translation-direction errors (degrees)
 and the depth AbsRel on those same scenes::
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", default=str(ROOT / "configs" / "tiny_synthetic.yaml"))
+    p.add_argument("--config", default=str(ROOT / "configs" / "variants" / "joint_l1.yaml"))
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--scenes", type=int, default=1)
     p.add_argument("--frames", type=int, default=4)

@@ -6,7 +6,7 @@ predicted camera centres to ``examples/room/cameras.json`` with a Sim(3)
 path length, rotation error after the alignment (degrees) and relative focal
 error. Targets (issue #9): centres within 10 % of the path length, rotations
 within 5 degrees, focal lengths within 10 %. Also draws ``docs/img/room.png``:
-the predicted points and cameras (aligned) next to the ground-truth cameras::
+the predicted points and cameras next to the ground-truth cameras::
 
     python benchmarks/room_check.py --weights tiny-synthetic --out benchmarks/results/room_check.json \\
         --image docs/img/room.png
@@ -68,50 +68,53 @@ def check(rec, gt_cams: np.ndarray, gt_k: np.ndarray) -> dict:
     return out
 
 
+def _cameras(ax, world_from_cam: np.ndarray, colour: str, label: str, size: float) -> None:
+    c = world_from_cam[:, :3, 3]
+    ax.plot(*c.T, color=colour, lw=1.5, label=label)
+    ax.scatter(*c.T, color=colour, s=14)
+    for cam in world_from_cam:
+        ax.plot(*np.stack([cam[:3, 3], cam[:3, 3] + cam[:3, 2] * size]).T, color=colour, lw=1)  # optical axis
+
+
+def _limits(ax, points: np.ndarray) -> None:
+    lo, hi = points.min(0), points.max(0)
+    centre, half = (lo + hi) / 2, max(float((hi - lo).max()) / 2 * 1.1, 1e-6)
+    ax.set_xlim(centre[0] - half, centre[0] + half)
+    ax.set_ylim(centre[1] - half, centre[1] + half)
+    ax.set_zlim(centre[2] - half, centre[2] + half)
+    ax.set_xticks([]), ax.set_yticks([]), ax.set_zticks([])
+
+
 def draw(rec, result: dict, gt_cams: np.ndarray, path: Path, title: str) -> None:
-    """Predicted points and cameras (Sim(3)-aligned) next to the ground-truth cameras, two views."""
+    """Left: the prediction (points and cameras, in its own frame); right: the ground-truth cameras."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    s, R, t = result["_sim3"]
-    R, t = np.asarray(R), np.asarray(t)
-    pts = rec.points
-    if len(pts) > 6000:
-        pts_idx = np.random.default_rng(0).choice(len(pts), 6000, replace=False)
-    else:
-        pts_idx = np.arange(len(pts))
-    pts = s * pts[pts_idx] @ R.T + t
-    cols = rec.colors[pts_idx] / 255.0
-    pred = np.asarray(result["aligned_world_from_cam"])  # [S, 3, 4]
-    gt = np.linalg.inv(gt_cams)[:, :3]
+    idx = np.random.default_rng(0).choice(len(rec.points), min(len(rec.points), 6000), replace=False)
+    pts, cols = rec.points[idx], rec.colors[idx] / 255.0
+    pred = np.linalg.inv(rec.cam_from_world)  # world_from_cam [S, 4, 4]
+    gt = np.linalg.inv(gt_cams)
     fig = plt.figure(figsize=(11, 5))
-    extent = np.concatenate([np.percentile(pts, [5, 95], axis=0), gt[:, :3, 3]]) if len(pts) else gt[:, :3, 3]
-    centre = (extent.min(0) + extent.max(0)) / 2
-    half = max(float((extent.max(0) - extent.min(0)).max()) / 2 * 1.1, 1e-6)
-    lo, hi = centre - half, centre + half
-    size = result["path_length"] * 0.12
-    for i, (elev, azim) in enumerate(((90, -90), (20, -60))):
-        ax = fig.add_subplot(1, 2, i + 1, projection="3d")
-        ax.scatter(*pts.T, c=cols, s=1, alpha=0.5, depthshade=False)
-        for cams, colour, label in ((gt, "black", "ground truth"), (pred, "red", "predicted (aligned)")):
-            c = cams[:, :3, 3]
-            ax.plot(*c.T, color=colour, lw=1.5, label=label)
-            for cam in cams:
-                forward = cam[:3, 2] * size
-                ax.plot(*np.stack([cam[:3, 3], cam[:3, 3] + forward]).T, color=colour, lw=1)
-            ax.scatter(*c.T, color=colour, s=12)
-        ax.set_xlim(lo[0], hi[0])
-        ax.set_ylim(lo[1], hi[1])
-        ax.set_zlim(lo[2], hi[2])
-        ax.view_init(elev=elev, azim=azim)
-        ax.set_xticks([]), ax.set_yticks([]), ax.set_zticks([])
-        if i == 0:
-            ax.legend(loc="upper left", fontsize=8)
+    ax = fig.add_subplot(1, 2, 1, projection="3d")
+    ax.scatter(*pts.T, c=cols, s=1, alpha=0.6, depthshade=False)
+    extent = np.concatenate([np.percentile(pts, [2, 98], axis=0), pred[:, :3, 3]]) if len(pts) else pred[:, :3, 3]
+    _cameras(ax, pred, "red", "predicted cameras", 0.1 * float(np.ptp(extent, axis=0).max()))
+    _limits(ax, extent)
+    ax.view_init(elev=-60, azim=-90)
+    ax.legend(loc="upper left", fontsize=8)
+    ax.set_title("prediction: points and cameras", fontsize=9)
+    ax = fig.add_subplot(1, 2, 2, projection="3d")
+    _cameras(ax, gt, "black", "ground-truth cameras", 0.15 * result["path_length"])
+    _limits(ax, gt[:, :3, 3])
+    ax.view_init(elev=-60, azim=-90)
+    ax.legend(loc="upper left", fontsize=8)
+    ax.set_title("examples/room/cameras.json", fontsize=9)
     m = result["max"]
-    fig.suptitle(f"{title}: worst camera centre error {100 * m['centre_err_frac']:.1f} % of the path, "
-                 f"rotation {m['rot_err_deg']:.1f} deg, focal {100 * m['focal_err_frac']:.1f} %", fontsize=10)
+    fig.suptitle(f"{title}: after Sim(3) alignment, worst camera centre error {100 * m['centre_err_frac']:.0f} % "
+                 f"of the path, rotation {m['rot_err_deg']:.0f} deg, focal {100 * m['focal_err_frac']:.0f} %",
+                 fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)

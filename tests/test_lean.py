@@ -51,7 +51,9 @@ def test_lean_tokens_equal_plain_tokens_every_layer(model):
 
 
 def test_lean_hooks_keep_caller_fields():
-    bias = lambda layer, S, T: None  # noqa: E731
+    def bias(layer, S, T):
+        return None
+
     h = lean_hooks(AggregatorHooks(frame_chunk=5, attn_bias=bias))
     assert h.frame_chunk == 5 and h.token_chunk and h.attn_bias is bias
     assert lean_hooks().frame_chunk and lean_hooks(token_chunk=12).token_chunk == 12

@@ -54,3 +54,11 @@ def test_plan_picks_exact_then_chunks_and_says_why():
         plan_inference(CONFIG, 200, 294, 518, torch.bfloat16, "cuda", 1 << 20)
     with pytest.raises(PlanError, match="cannot run in chunks"):
         plan_inference(CONFIG, 200, 294, 518, torch.bfloat16, "cuda", exact // 2, chunk=16, num_queries=10)
+
+
+def test_lean_pass_needs_less_memory_per_frame_than_the_plain_pass():
+    plain = [estimate_cost(CONFIG, s, 518, 518, torch.float32, "cpu").terms["block"] for s in (32, 64)]
+    lean = [estimate_cost(CONFIG, s, 518, 518, torch.float32, "cpu", lean=True).terms["block"] for s in (32, 64)]
+    assert lean[0] < plain[0] and lean[1] - lean[0] < 0.75 * (plain[1] - plain[0])
+    small = estimate_cost(CONFIG, 2, 28, 28, torch.float32, "cpu", lean=True)  # below one chunk: the plain block
+    assert small.terms["block"] == estimate_cost(CONFIG, 2, 28, 28, torch.float32, "cpu").terms["block"]

@@ -225,7 +225,7 @@ class AlternatingAggregator(nn.Module):
 
 #: Defaults of the lean exact pass: frames per chunk in the per-frame stages, tokens per chunk in the global blocks.
 LEAN_FRAME_CHUNK = 8
-LEAN_TOKEN_CHUNK = 4096
+LEAN_TOKEN_CHUNK = 2048
 
 
 def lean_hooks(hooks: AggregatorHooks | None = None, frame_chunk: int = LEAN_FRAME_CHUNK,

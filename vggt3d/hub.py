@@ -160,6 +160,9 @@ def _hub_files(repo_id: str, revision: str | None, cache_dir: str | None, local_
     else:
         candidates = WEIGHT_FILES[:2]
 
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        local_files_only = True  # read now: huggingface_hub reads it once, at its import
+
     def fetch(name: str) -> Path | None:
         try:
             return Path(hf_hub_download(repo_id, name, revision=revision, cache_dir=cache_dir,

@@ -134,10 +134,24 @@ def _dense_head_bytes(config: Any, height: int, width: int, frames: int, device:
     return int(max(4 * (max(weights) + pyramid), decode))
 
 
+def _lean_block_bytes(frames: int, P: int, Pe: int, C: int, Ce: int, a: int, mlp: float, enc_mlp: float) -> int:
+    """The trunk's working set in the lean pass (:meth:`vggt3d.layers.Block.forward_token_chunked`)."""
+    from .aggregator import LEAN_FRAME_CHUNK, LEAN_TOKEN_CHUNK
+
+    n = min(frames, LEAN_FRAME_CHUNK)
+    # per-frame stages: every frame's residual stream, one chunk's MLP hidden layer (before and after the activation)
+    per_frame = max(frames * P * C * a + n * P * C * a * 2 * mlp, frames * Pe * Ce * a + n * Pe * Ce * a * 2 * enc_mlp)
+    tokens = frames * P
+    chunk = min(tokens, LEAN_TOKEN_CHUNK)
+    global_block = 6 * tokens * C * a + chunk * C * a * (2 * mlp + 1) if tokens > chunk \
+        else tokens * C * a * (2 * mlp + 1)
+    return int(max(per_frame, global_block))
+
+
 def estimate_cost(config: Any, frames: int, height: int, width: int, dtype: torch.dtype = torch.float32,
                   device: str | torch.device = "cpu", strategy: str = "exact", *, chunk: int | None = None,
                   overlap: int = 0, num_queries: int = 0, threads: int | None = None, merge_ratio: float = 0.5,
-                  postprocess: bool = False) -> CostEstimate:
+                  postprocess: bool = False, lean: bool = False) -> CostEstimate:
     """Memory and time of running ``frames`` images of ``height x width`` through the model.
 
     Args:
@@ -148,6 +162,9 @@ def estimate_cost(config: Any, frames: int, height: int, width: int, dtype: torc
         num_queries: tracked points (the tracker's feature maps are added).
         postprocess: add :func:`vggt3d.reconstruct`'s post-processing of the outputs (all frames; host
             memory, so counted for CPU runs only, as are a chunked run's kept results).
+        lean: the lean exact pass (:func:`vggt3d.aggregator.lean_hooks`): the per-frame stages hold
+            ``LEAN_FRAME_CHUNK`` frames' working set, the global blocks the residual stream, q, k, v, the
+            attention output and the block output (``6 S P C a``) plus one token chunk's MLP.
     """
     if strategy not in STRATEGIES:
         raise PlanError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
@@ -179,7 +196,8 @@ def estimate_cost(config: Any, frames: int, height: int, width: int, dtype: torc
         "inputs": pixels * 3 * 4,
         "kept_layers": frames * P * 2 * C * kept_bytes * len(layers),
         # residual stream, its norm, the MLP's hidden layer before and after the activation
-        "block": max(frames * P * C * a * (2 * agg.mlp_ratio + 1), frames * Pe * Ce * a * (2 * enc.mlp_ratio + 1)),
+        "block": _lean_block_bytes(frames, P, Pe, C, Ce, a, agg.mlp_ratio, enc.mlp_ratio) if lean
+        else max(frames * P * C * a * (2 * agg.mlp_ratio + 1), frames * Pe * Ce * a * (2 * enc.mlp_ratio + 1)),
         "dense_heads": _dense_head_bytes(config, height, width, frames, dev) if {"depth", "point"} & set(config.heads)
         else 0,
         "outputs": 2 * pixels * 4 * (2 * ("depth" in config.heads) + 4 * ("point" in config.heads)),
