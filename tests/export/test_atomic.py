@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from vggt3d.export import OutputExistsError, atomic_output_dir, check_output_dir
@@ -49,3 +51,20 @@ def test_existing_outputs(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(OutputExistsError, match="not a directory"):
         check_output_dir(tmp_path / "file", overwrite=True)
+
+
+def test_atomic_write_gives_ordinary_file_permissions(tmp_path):
+    """safetensors creates its files 0600; a saved checkpoint must be readable like any other file (umask)."""
+    import stat
+
+    import torch
+    from safetensors.torch import save_file
+
+    from vggt3d.io.atomic import atomic_write
+
+    mask = os.umask(0o022)
+    try:
+        path = atomic_write(tmp_path / "w.safetensors", lambda tmp: save_file({"a": torch.zeros(2)}, tmp))
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644

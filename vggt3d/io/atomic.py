@@ -152,6 +152,13 @@ def fsync_dir(directory: str | os.PathLike) -> None:
             os.close(fd)
 
 
+def _umask() -> int:
+    """The process umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None], *, fsync: bool = False,
                  pid_tag: bool = False) -> Path:
     """Call ``write(temporary_path)``, then rename the result onto ``path``.
@@ -167,6 +174,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None], *, fsync
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}" if pid_tag else f".{path.name}.tmp")
     try:
         write(os.fspath(tmp))
+        os.chmod(tmp, 0o666 & ~_umask())  # some writers (safetensors) create their files private (0600)
         if fsync:
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
