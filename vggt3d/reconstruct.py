@@ -348,7 +348,7 @@ def reconstruct(
     if plan.strategy == "chunked" and (points_from != "depth" or known):
         raise ReconstructionError(f"{plan.reason}; chunks give points from depth only and no refinement: drop "
                                   "--points-from pointmap and the refinement options, or use fewer frames")
-    log.info("%s", plan.reason)
+    log.debug("%s", plan.reason)  # the CLI summary prints it once
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
 
