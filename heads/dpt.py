@@ -101,6 +101,26 @@ class DPTHead(nn.Module):
     ``sign(x) * (exp(|x|) - 1)``); the confidence is ``1 + exp(x_last)``.
     """
 
+    def _build_front_end(self, dim_in: int, out_channels: Sequence[int], features: int, norm_eps: float = 1e-5,
+                         relu_skip: bool = True) -> None:
+        """Token norm, per-layer 1x1 projections, the 4x/2x/1x/0.5x resize pyramid and the fusion blocks.
+
+        Shared by both DPT decoders; ``relu_skip`` is VGGT-1B's in-place ReLU on the residual path.
+        """
+        oc = list(out_channels)
+        self.norm = nn.LayerNorm(dim_in, eps=norm_eps)
+        self.projects = nn.ModuleList(nn.Conv2d(dim_in, c, 1) for c in oc)
+        self.resize_layers = nn.ModuleList([
+            nn.ConvTranspose2d(oc[0], oc[0], kernel_size=4, stride=4),  # 4x up
+            nn.ConvTranspose2d(oc[1], oc[1], kernel_size=2, stride=2),  # 2x up
+            nn.Identity(),
+            nn.Conv2d(oc[3], oc[3], kernel_size=3, stride=2, padding=1),  # 2x down
+        ])
+        self.scratch = nn.Module()
+        for i, c in enumerate(oc, start=1):
+            setattr(self.scratch, f"layer{i}_rn", nn.Conv2d(c, features, 3, padding=1, bias=False))
+            setattr(self.scratch, f"refinenet{i}", FusionBlock(features, has_skip=i != 4, relu_skip=relu_skip))
+
     def __init__(self, dim_in: int, patch_size: int, features: int, out_channels: Sequence[int],
                  layers: Sequence[int], output_dim: int = 4, activation: Literal["exp", "inv_log"] = "inv_log",
                  pos_embed: bool = True, feature_only: bool = False, down_ratio: int = 1,
@@ -113,19 +133,7 @@ class DPTHead(nn.Module):
         self.feature_only = feature_only
         self.down_ratio = down_ratio
         self.frames_chunk_size = frames_chunk_size
-        oc = list(out_channels)
-        self.norm = nn.LayerNorm(dim_in)
-        self.projects = nn.ModuleList(nn.Conv2d(dim_in, c, 1) for c in oc)
-        self.resize_layers = nn.ModuleList([
-            nn.ConvTranspose2d(oc[0], oc[0], kernel_size=4, stride=4),  # 4x up
-            nn.ConvTranspose2d(oc[1], oc[1], kernel_size=2, stride=2),  # 2x up
-            nn.Identity(),
-            nn.Conv2d(oc[3], oc[3], kernel_size=3, stride=2, padding=1),  # 2x down
-        ])
-        self.scratch = nn.Module()
-        for i, c in enumerate(oc, start=1):
-            setattr(self.scratch, f"layer{i}_rn", nn.Conv2d(c, features, 3, padding=1, bias=False))
-            setattr(self.scratch, f"refinenet{i}", FusionBlock(features, has_skip=i != 4))
+        self._build_front_end(dim_in, out_channels, features)
         if feature_only:
             self.scratch.output_conv1 = nn.Conv2d(features, features, 3, padding=1)
         else:

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .dpt import DPTHead, FusionBlock
+from .dpt import DPTHead
 
 
 class ShuffleDPTHead(DPTHead):
@@ -36,19 +36,7 @@ class ShuffleDPTHead(DPTHead):
         self.down_ratio = 1
         self.frames_chunk_size = frames_chunk_size
         self.shuffle = patch_size // 4
-        oc = list(out_channels)
-        self.norm = nn.LayerNorm(dim_in, eps=norm_eps)
-        self.projects = nn.ModuleList(nn.Conv2d(dim_in, c, 1) for c in oc)
-        self.resize_layers = nn.ModuleList([
-            nn.ConvTranspose2d(oc[0], oc[0], kernel_size=4, stride=4),  # 4x up
-            nn.ConvTranspose2d(oc[1], oc[1], kernel_size=2, stride=2),  # 2x up
-            nn.Identity(),
-            nn.Conv2d(oc[3], oc[3], kernel_size=3, stride=2, padding=1),  # 2x down
-        ])
-        self.scratch = nn.Module()
-        for i, c in enumerate(oc, start=1):
-            setattr(self.scratch, f"layer{i}_rn", nn.Conv2d(c, features, 3, padding=1, bias=False))
-            setattr(self.scratch, f"refinenet{i}", FusionBlock(features, has_skip=i != 4, relu_skip=False))
+        self._build_front_end(dim_in, out_channels, features, norm_eps=norm_eps, relu_skip=False)
         self.proj = nn.Conv2d(features, self.shuffle**2, 1)
         self.proj_conf = nn.Conv2d(features, self.shuffle**2, 1)
 

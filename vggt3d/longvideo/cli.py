@@ -5,24 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..commands.options import nonnegative_int, positive_int
+
 
 def _chunk(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number of frames: {text!r}") from None
+    """``--chunk N``: a whole number of frames >= 2 (a chunk needs a reference frame and one more)."""
+    value = positive_int(text)
     if value < 2:
         raise argparse.ArgumentTypeError(f"must be >= 2 frames, got {value}")
-    return value
-
-
-def _overlap(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number of frames: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0 frames, got {value}")
     return value
 
 
@@ -50,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        "overlapping chunks aligned by Sim(3) (the summary says which and why).")
     group.add_argument("--chunk", type=_chunk, default=None, metavar="N",
                        help="predict overlapping chunks of N frames, aligned into one reconstruction")
-    group.add_argument("--overlap", type=_overlap, default=None, metavar="K",
+    group.add_argument("--overlap", type=nonnegative_int, default=None, metavar="K",
                        help="frames shared by consecutive chunks (default: a quarter of --chunk, at least 4)")
     group.add_argument("--no-loop-closure", action="store_true",
                        help="do not look for revisits (loop closure costs one extra pass per verified candidate)")
