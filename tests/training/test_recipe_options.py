@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vggt3d import VGGT3D
 from vggt3d.config import ConfigError
 from vggt3d.training.config import TrainConfig
 from vggt3d.training.setup import build_loader, build_model
