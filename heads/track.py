@@ -105,3 +105,21 @@ class TrackHead(nn.Module):
         """``causal``: the tracker's time attention sees frames <= t only (the features are per frame)."""
         fmaps = self.feature_extractor(tokens, image_hw, patch_start_idx)  # [B, S, C, H/2, W/2]
         return self.tracker(query_points, fmaps, iterations or self.iterations, causal)
+
+    def forward_from_frames(self, tokens: Mapping[int, torch.Tensor], image_hw: tuple[int, int],
+                            patch_start_idx: int, queries: Mapping[int, torch.Tensor]) -> dict[int, tuple]:
+        """Tracks of queries ``{frame q: [B, N_q, 2]}`` (pixels in frame q) through every frame.
+
+        The per-frame features are computed once; for each q the tracker sees the
+        frames in the order ``[q, others...]`` (q plays frame 0) and the results
+        are put back in input order: ``{q: (track [B, S, N_q, 2], vis_logits, conf_logits [B, S, N_q])}``.
+        """
+        fmaps = self.feature_extractor(tokens, image_hw, patch_start_idx)  # [B, S, C, H/2, W/2]
+        S = fmaps.shape[1]
+        out = {}
+        for q, points in queries.items():
+            order = [q] + [i for i in range(S) if i != q]
+            inverse = torch.as_tensor(sorted(range(S), key=order.__getitem__), device=fmaps.device)
+            tracks, vis_logits, conf_logits = self.tracker(points, fmaps[:, order], self.iterations)
+            out[q] = (tracks[-1][:, inverse], vis_logits[:, inverse], conf_logits[:, inverse])
+        return out

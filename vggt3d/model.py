@@ -209,6 +209,33 @@ class VGGT3D(PretrainedMixin, nn.Module):
         with torch.autocast(device_type, enabled=False):
             return self.family.forward_heads(self, tokens, (H, W), query_points, causal=frames)
 
+    def forward_tracks(self, tokens: dict[int, torch.Tensor], image_size: tuple[int, int],
+                       queries: dict[int, torch.Tensor]) -> dict[int, dict[str, torch.Tensor]]:
+        """Tracks of query pixels given in several frames: ``{frame q: [N_q, 2] or [B, N_q, 2]}``.
+
+        ``tokens`` as for :meth:`forward_heads` (with ``head_layers(track=True)``).
+        Returns ``{q: {"track": [B, S, N_q, 2], "vis": ..., "conf": [B, S, N_q]}}``
+        in input frame order (pixels ``(x, y)``, pixel centres at integers); the
+        track features are computed once for all query frames. Runs in fp32.
+        """
+        if self.track_head is None:
+            raise ValueError("this model has no track head (config.heads); it cannot track query points")
+        H, W = int(image_size[0]), int(image_size[1])
+        need = self.head_layers(track=True)
+        missing = [i for i in need if i not in tokens]
+        if missing:
+            raise ValueError(f"forward_tracks needs aggregator layers {need}; missing {missing}")
+        B, S = tokens[need[0]].shape[:2]
+        bad = [q for q in queries if not 0 <= int(q) < S]
+        if bad:
+            raise ValueError(f"query frames {bad} out of range [0, {S})")
+        checked = {int(q): self._check_queries(p, B, (H, W)) for q, p in queries.items()}
+        tokens = {i: t.float() for i, t in tokens.items()}
+        device_type = tokens[need[0]].device.type
+        with torch.autocast(device_type, enabled=False):
+            raw = self.track_head.forward_from_frames(tokens, (H, W), self.aggregator.patch_start_idx, checked)
+        return {q: {"track": t, "vis": torch.sigmoid(v), "conf": torch.sigmoid(c)} for q, (t, v, c) in raw.items()}
+
     # ----------------------------------------------------------------- forward
     def forward(self, images: torch.Tensor, query_points: torch.Tensor | None = None, *, precision: Any = "auto",
                 hooks: AggregatorHooks | None = None, progress: ProgressFn | None = None,

@@ -51,24 +51,20 @@ def head_tracks(model: Any, images: torch.Tensor, transforms: list[ImageTransfor
 
     Returns observations (original pixels) of tracks with at least two kept observations.
     """
-    if getattr(model, "track_head", None) is None:
+    if "track" not in model.heads():
         raise ValueError("this model has no track head; use tracks_from='features'")
     S, _, H, W = images.shape
     device = next(model.parameters()).device
-    head = model.track_head
     with torch.inference_mode():
-        tokens = model.forward_intermediates(images.to(device)[None], model.head_layers())
-        tokens = {i: t.float() for i, t in tokens.items()}
-        fmaps = head.feature_extractor(tokens, (H, W), model.aggregator.patch_start_idx)  # [1, S, C, H/2, W/2]
+        tokens = model.forward_intermediates(images.to(device)[None], model.head_layers(track=True))
+        frames = query_frames(S, num_query_frames)
+        queries = {q: torch.from_numpy(_grid(transforms[q], grid)).float().to(device)[None] for q in frames}
+        tracked = model.forward_tracks(tokens, (H, W), queries)
         parts = []
-        for q in query_frames(S, num_query_frames):
-            order = [q] + [i for i in range(S) if i != q]
-            inverse = np.argsort(order)
-            queries = torch.from_numpy(_grid(transforms[q], grid)).float().to(device)[None]  # [1, N, 2]
-            tracks, vis_logits, conf_logits = head.tracker(queries, fmaps[:, order], head.iterations)
-            uv = tracks[-1][0, inverse].float().cpu().numpy()  # [S, N, 2] model pixels, input order
-            vis = torch.sigmoid(vis_logits[0, inverse]).float().cpu().numpy()  # [S, N]
-            conf = torch.sigmoid(conf_logits[0, inverse]).float().cpu().numpy()
+        for q in frames:
+            uv = tracked[q]["track"][0].float().cpu().numpy()  # [S, N, 2] model pixels, input order
+            vis = tracked[q]["vis"][0].float().cpu().numpy()  # [S, N]
+            conf = tracked[q]["conf"][0].float().cpu().numpy()
             keep = (vis >= min_visibility) & (conf >= min_confidence) & np.isfinite(uv).all(axis=-1)
             keep[q] = True  # the query itself
             frame, point = np.nonzero(keep)
