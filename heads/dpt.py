@@ -146,8 +146,11 @@ class DPTHead(nn.Module):
         emb = uv_position_embedding(x.shape[1], x.shape[2], x.shape[3], W / H, x.dtype, x.device)
         return x + 0.1 * emb[None]
 
-    def _decode(self, tokens: Sequence[torch.Tensor], H: int, W: int) -> torch.Tensor:
-        """Tokens (patches only) ``4 x [N, h*w, 2C]`` -> ``[N, features or out, H/r, W/r]``."""
+    def _fuse(self, tokens: Sequence[torch.Tensor], H: int, W: int, upsample_last: bool = True) -> torch.Tensor:
+        """The shared front end: tokens (patches only) ``4 x [N, h*w, 2C]`` -> fused map ``[N, F, 8h, 8w]``.
+
+        ``upsample_last=False`` (VGGT-Omega): the last fusion keeps ``l1``'s size, ``[N, F, 4h, 4w]``.
+        """
         h, w = H // self.patch_size, W // self.patch_size
         pyramid = []
         for i, x in enumerate(tokens):
@@ -163,9 +166,13 @@ class DPTHead(nn.Module):
         out = s.refinenet4(l4, size=l3.shape[-2:])
         out = s.refinenet3(out, l3, size=l2.shape[-2:])
         out = s.refinenet2(out, l2, size=l1.shape[-2:])
-        out = s.refinenet1(out, l1)
-        del l1, l2, l3, l4
-        out = s.output_conv1(out)
+        return s.refinenet1(out, l1, size=None if upsample_last else l1.shape[-2:])
+
+    def _decode(self, tokens: Sequence[torch.Tensor], H: int, W: int) -> torch.Tensor:
+        """Tokens (patches only) ``4 x [N, h*w, 2C]`` -> ``[N, features or out, H/r, W/r]``."""
+        h, w = H // self.patch_size, W // self.patch_size
+        s = self.scratch
+        out = s.output_conv1(self._fuse(tokens, H, W))
         out = _interpolate(out, (h * self.patch_size // self.down_ratio, w * self.patch_size // self.down_ratio))
         if self.use_pos_embed:
             out = self._add_pos(out, H, W)

@@ -42,21 +42,7 @@ class ShuffleDPTHead(DPTHead):
 
     def _decode(self, tokens: Sequence[torch.Tensor], H: int, W: int) -> torch.Tensor:
         """Tokens (patches only) ``4 x [N, h*w, 2C]`` -> ``[N, 2, H, W]`` (raw depth, raw confidence)."""
-        h, w = H // self.patch_size, W // self.patch_size
-        pyramid = []
-        for i, x in enumerate(tokens):
-            x = self.norm(x)
-            x = x.transpose(1, 2).reshape(x.shape[0], x.shape[-1], h, w)  # [N, 2C, h, w]
-            x = self._add_pos(self.projects[i](x), H, W)
-            pyramid.append(self.resize_layers[i](x))
-        s = self.scratch
-        l1, l2, l3, l4 = (getattr(s, f"layer{i + 1}_rn")(x) for i, x in enumerate(pyramid))
-        del pyramid
-        out = s.refinenet4(l4, size=l3.shape[-2:])
-        out = s.refinenet3(out, l3, size=l2.shape[-2:])
-        out = s.refinenet2(out, l2, size=l1.shape[-2:])
-        out = s.refinenet1(out, l1, size=l1.shape[-2:])  # [N, F, 4h, 4w]
-        del l1, l2, l3, l4
+        out = self._fuse(tokens, H, W, upsample_last=False)  # [N, F, 4h, 4w]
         out = self._add_pos(out, H, W)
         depth = F.pixel_shuffle(self.proj(out), self.shuffle)  # [N, 1, H, W]
         conf = F.pixel_shuffle(self.proj_conf(out), self.shuffle)  # [N, 1, H, W]
