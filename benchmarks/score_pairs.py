@@ -30,7 +30,7 @@ def main() -> None:
     torch.set_num_threads(1)
     from vggt3d import VGGT3D
     from vggt3d.data import build_dataset
-    from vggt3d.prior.scoring import consistency
+    from vggt3d.prior.consistency import consistency
 
     model = VGGT3D.from_pretrained(a.weights)
     ds = build_dataset("synthetic", num_scenes=a.clips, num_frames=a.frames, image_size=[a.size, a.size],

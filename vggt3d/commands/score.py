@@ -4,7 +4,7 @@ Each INPUT is a video, a folder of images, a folder of clips or a list file
 (as for `vggt3d features`). The model predicts cameras, depth and tracks; the
 score (0 to 1, higher is more consistent) and its parts are printed per clip,
 and written with per-frame values as JSON with --json. The measures are
-described in vggt3d.prior.scoring.
+described in vggt3d.prior.scoring (the model path is vggt3d.prior.consistency).
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     from ..hub import CheckpointError
     from ..io.video import VideoReadError
     from ..prior.clips import ClipError, discover_clips
-    from ..prior.scoring import consistency
+    from ..prior.consistency import consistency
 
     try:
         clips = discover_clips(args.inputs)

@@ -29,7 +29,7 @@ _LAZY = {
     "FeatureCacheWriter": "vggt3d.prior.cache",
     "alignment_loss": "vggt3d.prior.alignment",
     "FeatureProjector": "vggt3d.prior.alignment",
-    "consistency": "vggt3d.prior.scoring",
+    "consistency": "vggt3d.prior.consistency",
     "consistency_from_geometry": "vggt3d.prior.scoring",
     "ConsistencyReport": "vggt3d.prior.scoring",
     "OnlineScorer": "vggt3d.prior.online",
