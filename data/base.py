@@ -19,16 +19,16 @@ intrinsics in pixels with pixel centres at integers, sizes as (H, W).
 
 from __future__ import annotations
 
-import os
 from collections import OrderedDict
 from contextlib import contextmanager
-from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+
+from vggt3d.io.paths import UnsafePathError, path_inside  # noqa: F401  (re-exported: dataset readers use it)
 
 from .augment import AugmentConfig, MultiViewAugment
 from .sample import check_sample
@@ -39,33 +39,6 @@ from .views import View, views_to_sample
 __all__ = ["FrameCameras", "MultiViewDataset", "SampleRequest", "UnsafePathError", "path_inside",
            "torch_single_thread"]
 
-
-class UnsafePathError(ValueError):
-    """A path inside a dataset file points outside the dataset's folder (absolute, ``..``, or a link out)."""
-
-
-def path_inside(root: str | os.PathLike, relative: Any, where: str) -> Path:
-    """``root / relative``, refused unless it stays inside ``root`` once resolved (links followed).
-
-    Dataset files (``cameras.json``, COLMAP ``images.bin``, CO3D annotations) are
-    untrusted: an entry such as ``../../secret.png``, ``/etc/passwd`` or a link
-    that leads out of the folder must not make the reader open files elsewhere.
-
-    Raises:
-        UnsafePathError: naming ``where`` (the file and entry) and the path.
-    """
-    if not isinstance(relative, str | os.PathLike) or not os.fspath(relative):
-        raise UnsafePathError(f"{where}: expected a relative file path, got {relative!r}")
-    text = os.fspath(relative)
-    if "\x00" in text or os.path.isabs(text) or text.startswith("~"):
-        raise UnsafePathError(f"{where}: {text!r} leads outside the dataset folder {root} (only paths relative "
-                              "to it are allowed)")
-    base = Path(root).resolve()
-    target = (base / text).resolve()
-    if target != base and base not in target.parents:
-        raise UnsafePathError(f"{where}: {text!r} leads outside the dataset folder {root}; dataset files may "
-                              "only name files inside it")
-    return Path(root) / text
 
 POINTS_CACHE = 1024  # scenes whose overlap points are kept (per process)
 

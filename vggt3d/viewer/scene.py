@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from ..io.paths import UnsafePathError, path_inside
+
 if TYPE_CHECKING:
     from vggt3d.result import Reconstruction
 
@@ -146,11 +148,11 @@ class Scene:
 
 # --------------------------------------------------------------------------------------- safe file access
 def _inside(root: Path, relative: str, what: str) -> Path:
-    """``root / relative``, refusing absolute paths and ``..`` that leave ``root``."""
-    path = (root / relative).resolve()
-    if not path.is_relative_to(root.resolve()):
-        raise SceneError(f"{what} names {relative!r}, which is outside {root}; the folder is not a valid output")
-    return path
+    """``root / relative`` (:func:`vggt3d.io.paths.path_inside`), as a :class:`SceneError`."""
+    try:
+        return path_inside(root, relative, what, folder="output folder")
+    except UnsafePathError as exc:
+        raise SceneError(f"{exc}; the folder is not a valid output") from None
 
 
 def _load_npy(path: Path, shape: tuple[int, ...], what: str) -> np.ndarray:
