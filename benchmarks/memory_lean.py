@@ -8,10 +8,11 @@ process, the three modes interleaved at every frame count (so that the load
 of a shared machine hits them alike), ``--repeats`` rounds:
 
 - ``lean``: :func:`vggt3d.aggregator.lean_hooks`: encoder and frame blocks
-  ``frame_chunk`` frames at a time, the global blocks' norms, ``qkv``,
+  ``frame_chunk`` frames at a time (default: as many as fit in ``token_chunk``
+  tokens), the global blocks' norms, ``qkv``,
   projection and MLP ``token_chunk`` tokens at a time; only SDPA sees all
   tokens; the heads decode one frame at a time; only the heads' layers are kept.
-- ``plain``: ``model(images)`` without hooks: no chunking in the trunk (the
+- ``plain``: ``model(images)`` with the lean pass off (``token_chunk=0``): no chunking in the trunk (the
   heads still decode frame by frame), only the heads' layers kept.
 - ``original``: original-style: no chunking and every one of the 24 layers'
   outputs kept (the original VGGT keeps its whole ``output_list``), then the
@@ -46,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from forward import _release_and_reset_peak, _rss_kib  # noqa: E402
 
 from vggt3d import ModelConfig, VGGT3D  # noqa: E402
-from vggt3d.aggregator import lean_hooks  # noqa: E402
+from vggt3d.aggregator import AggregatorHooks, lean_hooks  # noqa: E402
 from vggt3d.testing import rule_tensor  # noqa: E402
 
 MODES = ("lean", "plain", "original")
@@ -60,16 +61,17 @@ def load_rule_weights_lean(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
-def run(model: VGGT3D, images: torch.Tensor, mode: str, frame_chunk: int, token_chunk: int) -> dict:
+def run(model: VGGT3D, images: torch.Tensor, mode: str, frame_chunk: int | None, token_chunk: int) -> dict:
     if mode == "lean":
         return model(images, hooks=lean_hooks(frame_chunk=frame_chunk, token_chunk=token_chunk))
+    off = AggregatorHooks(token_chunk=0)  # the lean pass is the default without gradients: switch it off
     if mode == "plain":
-        return model(images)
-    tokens = model.forward_intermediates(images, list(range(model.config.aggregator.depth)))  # keep all layers
+        return model(images, hooks=off)
+    tokens = model.forward_intermediates(images, list(range(model.config.aggregator.depth)), hooks=off)
     return model.forward_heads(tokens, images.shape[-2:])
 
 
-def measure(model: VGGT3D, images: torch.Tensor, mode: str, frame_chunk: int,
+def measure(model: VGGT3D, images: torch.Tensor, mode: str, frame_chunk: int | None,
             token_chunk: int) -> tuple[int, float, float]:
     _release_and_reset_peak()
     before = _rss_kib("VmRSS") * 1024
@@ -117,7 +119,8 @@ def main() -> None:
     ap.add_argument("--size", default="140x196", help="HxW, multiples of the patch size")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--frame-chunk", type=int, default=8)
+    ap.add_argument("--frame-chunk", type=int, default=None,
+                    help="frames per chunk in the per-frame stages (default: as many as fit in --token-chunk tokens)")
     ap.add_argument("--token-chunk", type=int, default=2048)
     ap.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     ap.add_argument("--weights", choices=("rule", "init"), default="rule",

@@ -8,7 +8,9 @@ The VGGT-1B architecture with rule weights (:mod:`vggt3d.testing`) runs each
 shape also fills the CPU kernels' per-shape caches); the extra peak resident memory of the
 pass (VmHWM after resetting it, minus the resident size before; see
 ``benchmarks/forward.py``) is compared with
-:func:`vggt3d.planner.estimate_cost`. Writes JSON and a PNG plot beside it.
+:func:`vggt3d.planner.estimate_cost`. Inference runs the lean exact pass
+(:func:`vggt3d.aggregator.lean_hooks`), so that is what is measured and estimated; it
+differs from the plain pass only above ``LEAN_TOKEN_CHUNK`` tokens (frames x tokens per frame). Writes JSON and a PNG plot beside it.
 The default sizes (70x98, 112x154) are the smallest where the passes need
 well over the measurement's noise (~2 MiB); at 28x42 they need 8-15 MiB.
 
@@ -84,6 +86,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/memory_model_cpu.json"))
+    ap.add_argument("--update", action="store_true",
+                    help="measure only --frames x --sizes and replace those rows of --out (the others are kept)")
     ap.add_argument("--reestimate", action="store_true",
                     help="keep the measurements in --out, recompute the estimates with the current planner")
     args = ap.parse_args()
@@ -121,10 +125,20 @@ def main() -> None:
                    "terms_mib": {k: round(v / 2**20, 1) for k, v in est.terms.items()}}
             rows.append(row)
             print(json.dumps(row), flush=True)
+    command = "OMP_NUM_THREADS=1 python benchmarks/memory_model.py " + " ".join(sys.argv[1:])
+    commands = [command]
+    if args.update and args.out.exists():
+        old = json.loads(args.out.read_text())
+        new = {(r["size"], r["frames"]) for r in rows}
+        rows = sorted([r for r in old["rows"] if (r["size"], r["frames"]) not in new] + rows,
+                      key=lambda r: (int(r["size"].split("x")[0]), r["frames"]))
+        commands = old.get("commands", [old["command"]]) + commands
     result = {"preset": args.preset, "device": "cpu", "dtype": "float32", "threads": args.threads,
               "torch": torch.__version__, "machine": platform.machine(), "weights": "rule (vggt3d.testing)",
               "max_abs_error": max(abs(r["error"]) for r in rows), "rows": rows,
-              "command": "OMP_NUM_THREADS=1 python benchmarks/memory_model.py " + " ".join(sys.argv[1:])}
+              "command": commands[0], "commands": commands}
+    if args.update and args.out.exists():
+        result["note"] = old.get("note", "")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     plot(rows, args.out.with_suffix(".png"))

@@ -77,6 +77,25 @@ def test_evaluate_and_report(tmp_path):
     assert "| trivial baseline |" in md and "AUC@30 (%)" in md and "toy-1" in md
 
 
+def test_write_report_failure_keeps_the_previous_report(tmp_path, monkeypatch):
+    """A report that fails half-way (here: the markdown table) leaves the old report and no temp folder."""
+    import vggt3d.evaluation as ev
+
+    model = tiny_model()
+    result = evaluate(model, ToyScenes(n=1), EvalSettings(), normalize=False)
+    write_report(result, tmp_path / "report")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "report").iterdir()}
+
+    def fail(*a, **k):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(ev, "markdown_table", fail)
+    with pytest.raises(OSError, match="No space"):
+        write_report(result, tmp_path / "report")
+    after = {p.name: p.read_bytes() for p in (tmp_path / "report").iterdir()}
+    assert after == before  # same files, same bytes; no .report.tmp-* left
+
+
 def test_evaluate_with_track_head(tmp_path):
     model = tiny_model(("camera", "depth", "track"))
     ds = ToyScenes(n=1, H=28, W=28, num_tracks=5)

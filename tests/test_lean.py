@@ -56,7 +56,41 @@ def test_lean_hooks_keep_caller_fields():
 
     h = lean_hooks(AggregatorHooks(frame_chunk=5, attn_bias=bias))
     assert h.frame_chunk == 5 and h.token_chunk and h.attn_bias is bias
-    assert lean_hooks().frame_chunk and lean_hooks(token_chunk=12).token_chunk == 12
+    assert lean_hooks().token_chunk and lean_hooks(token_chunk=12).token_chunk == 12
+    assert lean_hooks(AggregatorHooks(token_chunk=0)).token_chunk == 0  # off stays off
+
+
+def test_frames_per_chunk_follow_the_token_budget():
+    from vggt3d.aggregator import _frames_per_chunk
+
+    assert _frames_per_chunk(None, 24, 145) == 24
+    assert _frames_per_chunk(AggregatorHooks(token_chunk=2048), 24, 145) == 14  # 2048 // 145
+    assert _frames_per_chunk(AggregatorHooks(token_chunk=100), 24, 145) == 1
+    assert _frames_per_chunk(AggregatorHooks(frame_chunk=5, token_chunk=2048), 24, 145) == 5
+    assert _frames_per_chunk(AggregatorHooks(token_chunk=0), 24, 145) == 24
+
+
+def test_inference_runs_lean_by_default(model, monkeypatch):
+    """Without gradients forward_intermediates runs the token-chunked blocks; token_chunk=0 or gradients turn it off."""
+    from vggt3d.layers import Block
+
+    calls = []
+    orig = Block.forward_token_chunked
+
+    def spy(self, *a, **k):
+        calls.append(1)
+        return orig(self, *a, **k)
+
+    monkeypatch.setattr(Block, "forward_token_chunked", spy)
+    images = _images(model, S=3)
+    with torch.no_grad():
+        model.forward_intermediates(images)
+        assert calls
+        calls.clear()
+        model.forward_intermediates(images, hooks=AggregatorHooks(token_chunk=0))
+        assert not calls
+    model.forward_intermediates(images)  # training: plain blocks
+    assert not calls
 
 
 @pytest.mark.parametrize("qk_norm,rope", [(True, True), (False, False)])

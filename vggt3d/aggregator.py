@@ -82,7 +82,8 @@ class AggregatorHooks:
     """Optional changes to how :meth:`AlternatingAggregator.step` runs (all default to the plain model).
 
     - ``frame_chunk``: frames per chunk in the per-frame stages (encoder and
-      frame attention); results do not depend on it, peak memory does.
+      frame attention); results do not depend on it, peak memory does. Unset
+      with ``token_chunk`` set: as many frames as fit in ``token_chunk`` tokens.
     - ``attn_bias(layer, S, tokens_per_frame)``: mask (bool, True = attend) or
       additive bias broadcastable to ``[B, heads, S*T, S*T_kv]`` for the
       inter-frame attention of ``layer`` (``T`` = P, or Q at register layers).
@@ -92,8 +93,9 @@ class AggregatorHooks:
     - ``token_chunk``: tokens per chunk in the token-wise parts of the
       inter-frame blocks (norms, ``qkv``, projection, MLP); only the attention
       kernel sees all ``S*T`` tokens (:meth:`~vggt3d.layers.Block.forward_token_chunked`).
-      With ``frame_chunk`` this is the lean exact pass (:func:`lean_hooks`);
-      results equal the plain pass within float rounding.
+      This is the lean exact pass (:func:`lean_hooks`); results equal the
+      plain pass within float rounding. ``0`` switches it off where it is the
+      default (:meth:`vggt3d.VGGT3D.forward_intermediates` without gradients).
     """
 
     frame_chunk: int | None = None
@@ -151,7 +153,7 @@ class AlternatingAggregator(nn.Module):
         mean = torch.tensor(IMAGENET_MEAN, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
         std = torch.tensor(IMAGENET_STD, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
         x = images.reshape(B * S, 3, H, W)
-        n = B * S if not frame_chunk else frame_chunk
+        n = frame_chunk or B * S
         parts = [self.patch_embed((x[i:i + n] - mean) / std) for i in range(0, B * S, n)]
         return torch.cat(parts) if len(parts) > 1 else parts[0]
 
@@ -176,7 +178,7 @@ class AlternatingAggregator(nn.Module):
         hooks = hooks or AggregatorHooks()
         B, S, P = state.B, state.S, state.P
         x = state.x
-        n = B * S if not hooks.frame_chunk else hooks.frame_chunk
+        n = _frames_per_chunk(hooks, B * S, P)
         frame_pos = state.frame_pos
         if n >= B * S:
             x = self._run(self.frame_blocks[i], x, frame_pos)  # [B*S, P, C]
@@ -211,7 +213,9 @@ class AlternatingAggregator(nn.Module):
         bad = [i for i in keep if not 0 <= i < self.depth]
         if bad:
             raise ValueError(f"aggregator layers {bad} out of range [0, {self.depth})")
-        state = self.embed(images, frame_chunk=hooks.frame_chunk if hooks else None)
+        B, S, _, H, W = images.shape
+        patches = (H // self.patch_size) * (W // self.patch_size)
+        state = self.embed(images, frame_chunk=_frames_per_chunk(hooks, B * S, patches))
         out: dict[int, torch.Tensor] = {}
         wanted = set(keep)
         for i in range(keep[-1] + 1 if keep else 0):
@@ -223,22 +227,34 @@ class AlternatingAggregator(nn.Module):
         return out
 
 
-#: Defaults of the lean exact pass: frames per chunk in the per-frame stages, tokens per chunk in the global blocks.
-LEAN_FRAME_CHUNK = 8
+#: Default of the lean exact pass: tokens per chunk in the global blocks, and per frame chunk in the per-frame stages.
 LEAN_TOKEN_CHUNK = 2048
 
 
-def lean_hooks(hooks: AggregatorHooks | None = None, frame_chunk: int = LEAN_FRAME_CHUNK,
+def lean_hooks(hooks: AggregatorHooks | None = None, frame_chunk: int | None = None,
                token_chunk: int = LEAN_TOKEN_CHUNK) -> AggregatorHooks:
     """``hooks`` (or plain ones) with the lean exact pass switched on where the caller left it unset.
 
-    Per-frame stages run ``frame_chunk`` frames at a time and the token-wise
-    parts of the inter-frame blocks ``token_chunk`` tokens at a time, so only
-    the inter-frame attention kernel holds all tokens at once.
+    The token-wise parts of the inter-frame blocks run ``token_chunk`` tokens
+    at a time and the per-frame stages (encoder, frame blocks) ``frame_chunk``
+    frames at a time (unset: as many frames as fit in ``token_chunk`` tokens),
+    so only the inter-frame attention kernel holds all tokens at once. A
+    caller's ``token_chunk=0`` (off) is kept.
     """
     hooks = hooks or AggregatorHooks()
     return dataclasses.replace(hooks, frame_chunk=hooks.frame_chunk or frame_chunk,
-                               token_chunk=hooks.token_chunk or token_chunk)
+                               token_chunk=token_chunk if hooks.token_chunk is None else hooks.token_chunk)
+
+
+def _frames_per_chunk(hooks: AggregatorHooks | None, frames: int, tokens_per_frame: int) -> int:
+    """Frames per chunk in the per-frame stages: ``frame_chunk``, else what fits in ``token_chunk`` tokens, else all."""
+    if hooks is None:
+        return frames
+    if hooks.frame_chunk:
+        return min(hooks.frame_chunk, frames)
+    if hooks.token_chunk:
+        return max(1, min(frames, hooks.token_chunk // max(tokens_per_frame, 1)))
+    return frames
 
 
 def _slice_pos(pos: object, start: int, n: int) -> object:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping, Sequence
@@ -344,9 +345,32 @@ def _plots(result: EvalResult, out: Path) -> list[str]:
 
 
 def write_report(result: EvalResult, out_dir: str | Path, title: str = "Evaluation") -> dict[str, Any]:
-    """Write ``results.json``, ``results.md`` and the plots into ``out_dir``; returns the JSON dict."""
+    """Write ``results.json``, ``results.md`` and the plots into ``out_dir``; returns the JSON dict.
+
+    Everything is written into a temporary folder inside ``out_dir`` first and
+    moved into place only when all of it is written, so a failure (disk full,
+    Ctrl-C) leaves the previous report, not a half-written one.
+    """
+    import shutil
+    import tempfile
+
+    from .io.atomic import _umask, remove_stale_temp_dirs
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_dirs(out / "report")
+    tmp = Path(tempfile.mkdtemp(prefix=f".report.tmp-{os.getpid()}-", dir=out))
+    try:
+        data = _write_report_files(result, tmp, title)
+        for f in sorted(tmp.iterdir(), key=lambda p: p.name == "results.md"):  # the index last
+            os.chmod(f, 0o666 & ~_umask())  # mkdtemp and some writers make files private
+            os.replace(f, out / f.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return data
+
+
+def _write_report_files(result: EvalResult, out: Path, title: str) -> dict[str, Any]:
     data = result.to_dict()
     plots = _plots(result, out)
     data["plots"] = plots

@@ -21,7 +21,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
-from .aggregator import AggregatorHooks
+from .aggregator import AggregatorHooks, lean_hooks
 from .config import ModelConfig
 from .hub import PretrainedMixin
 from .models import family as _family
@@ -164,8 +164,17 @@ class VGGT3D(PretrainedMixin, nn.Module):
         unset). ``P = 1 + R + h*w``: token 0 is the camera token, then R register
         tokens, then the patch tokens in row-major order. Layers past the last
         requested one are not computed. Tokens are in the autocast dtype.
+
+        Without gradients this is the lean exact pass (:func:`vggt3d.aggregator.lean_hooks`):
+        the per-frame stages and the token-wise parts of the global blocks run
+        in chunks of ``LEAN_TOKEN_CHUNK`` tokens, so only the global attention
+        kernel sees all tokens; same results within float rounding, less
+        memory, no more time (``benchmarks/memory_lean.py``). ``hooks`` with
+        ``token_chunk=0`` turn it off.
         """
         images = self._check_images(images)
+        if not torch.is_grad_enabled():
+            hooks = lean_hooks(hooks)
         depth = self.config.aggregator.depth
         if layers is None:
             layers = self.config.aggregator.output_layers or list(range(depth))

@@ -136,14 +136,16 @@ def _dense_head_bytes(config: Any, height: int, width: int, frames: int, device:
 
 def _lean_block_bytes(frames: int, P: int, Pe: int, C: int, Ce: int, a: int, mlp: float, enc_mlp: float) -> int:
     """The trunk's working set in the lean pass (:meth:`vggt3d.layers.Block.forward_token_chunked`)."""
-    from .aggregator import LEAN_FRAME_CHUNK, LEAN_TOKEN_CHUNK
+    from .aggregator import LEAN_TOKEN_CHUNK
 
-    n = min(frames, LEAN_FRAME_CHUNK)
+    n, ne = (min(frames, max(1, LEAN_TOKEN_CHUNK // t)) for t in (P, Pe))  # frames per chunk (as _frames_per_chunk)
     # per-frame stages: every frame's residual stream, one chunk's MLP hidden layer (before and after the activation)
-    per_frame = max(frames * P * C * a + n * P * C * a * 2 * mlp, frames * Pe * Ce * a + n * Pe * Ce * a * 2 * enc_mlp)
+    per_frame = max(frames * P * C * a + n * P * C * a * 2 * mlp, frames * Pe * Ce * a + ne * Pe * Ce * a * 2 * enc_mlp)
     tokens = frames * P
     chunk = min(tokens, LEAN_TOKEN_CHUNK)
-    global_block = 6 * tokens * C * a + chunk * C * a * (2 * mlp + 1) if tokens > chunk \
+    # global blocks: the residual stream plus one chunk's working set as in the plain block (fitted in
+    # benchmarks/memory_model.py), or the residual stream, q, k, v and the attention output during the attention
+    global_block = max(5 * tokens, tokens + chunk * (2 * mlp + 1)) * C * a if tokens > chunk \
         else tokens * C * a * (2 * mlp + 1)
     return int(max(per_frame, global_block))
 
@@ -151,7 +153,7 @@ def _lean_block_bytes(frames: int, P: int, Pe: int, C: int, Ce: int, a: int, mlp
 def estimate_cost(config: Any, frames: int, height: int, width: int, dtype: torch.dtype = torch.float32,
                   device: str | torch.device = "cpu", strategy: str = "exact", *, chunk: int | None = None,
                   overlap: int = 0, num_queries: int = 0, threads: int | None = None, merge_ratio: float = 0.5,
-                  postprocess: bool = False, lean: bool = False) -> CostEstimate:
+                  postprocess: bool = False, lean: bool = True) -> CostEstimate:
     """Memory and time of running ``frames`` images of ``height x width`` through the model.
 
     Args:
@@ -162,9 +164,10 @@ def estimate_cost(config: Any, frames: int, height: int, width: int, dtype: torc
         num_queries: tracked points (the tracker's feature maps are added).
         postprocess: add :func:`vggt3d.reconstruct`'s post-processing of the outputs (all frames; host
             memory, so counted for CPU runs only, as are a chunked run's kept results).
-        lean: the lean exact pass (:func:`vggt3d.aggregator.lean_hooks`): the per-frame stages hold
-            ``LEAN_FRAME_CHUNK`` frames' working set, the global blocks the residual stream, q, k, v, the
-            attention output and the block output (``6 S P C a``) plus one token chunk's MLP.
+        lean: the lean exact pass (:func:`vggt3d.aggregator.lean_hooks`; what inference runs, so the
+            default; ``False``: the plain pass, as in training): the per-frame stages hold
+            the working set of the frames that fit in ``LEAN_TOKEN_CHUNK`` tokens, the global blocks the
+            residual stream (``S P C a``) plus one token chunk's working set.
     """
     if strategy not in STRATEGIES:
         raise PlanError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
