@@ -102,7 +102,8 @@ def main() -> None:
     r.add_argument("overrides", nargs="*")
     q = sub.add_parser("plot")
     q.add_argument("--log", action="append", default=[], help="NAME=PATH of a vggt3d train log")
-    q.add_argument("--json", action="append", default=[], help="a JSON file written by the run mode")
+    q.add_argument("--json", action="append", default=[],
+                   help="a JSON file written by the run mode, or an earlier output of this mode (all its curves)")
     q.add_argument("--out", type=Path, required=True, help="output stem: STEM.json and STEM.png")
     a = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -119,7 +120,11 @@ def main() -> None:
         curves[name], sources[name] = parse_log(path), path
     for path in a.json:
         data = json.loads(Path(path).read_text())
-        curves[data["name"]], sources[data["name"]] = data["history"], path
+        if "curves" in data:  # an earlier output of this mode: keep its curves and their sources
+            for name, hist in data["curves"].items():
+                curves[name], sources[name] = hist, data.get("sources", {}).get(name, path)
+        else:
+            curves[data["name"]], sources[data["name"]] = data["history"], path
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.with_suffix(".json").write_text(json.dumps({"metrics": list(METRICS), "sources": sources,
                                                       "curves": curves}, indent=1))

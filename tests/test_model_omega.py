@@ -212,13 +212,13 @@ def test_missing_heads_are_named(tiny):
 def test_hooks_frame_chunking_and_progress_are_exact(tiny):
     from vggt3d.aggregator import AggregatorHooks
 
-    images = torch.rand(1, 3, 3, 32, 32)
+    images = torch.rand(1, 3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     seen = []
     with torch.no_grad():
         ref = tiny(images)
         out = tiny(images, hooks=AggregatorHooks(frame_chunk=1), progress=lambda *a: seen.append(a))
-    for key in ref:
-        torch.testing.assert_close(out[key], ref[key], rtol=0, atol=1e-6)
+    for key in ref:  # float rounding only: other batch sizes block the matmuls differently (depth ~10: ulp ~1e-6)
+        torch.testing.assert_close(out[key], ref[key], rtol=1e-5, atol=1e-5)
     assert seen[-1] == ("heads", 1, 1) and seen[:4] == [("aggregator", i, 4) for i in range(1, 5)]
 
 
