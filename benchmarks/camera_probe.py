@@ -9,7 +9,9 @@ chosen on a split of that half), and scored on the other half (R^2 per target gr
 degrees of the probe's quaternion). The camera head's own prediction is
 scored the same way. A probe far above the head means the tokens carry the
 pose and the head does not read it; a probe near 0 means the tokens do not
-carry it::
+carry it. ``pointmap``: each frame's rotation recovered from the point map
+(a weighted similarity fit of the back-projected predicted depth onto the
+predicted points in frame 0's coordinates), on all clips::
 
     python benchmarks/camera_probe.py runs/tiny-synthetic-next/checkpoints/step-00001000 \\
         --out benchmarks/results/camera_probe.json
@@ -39,6 +41,32 @@ def _angle_deg(q_pred: np.ndarray, q_true: np.ndarray) -> np.ndarray:
     return np.degrees(2 * np.arccos(dot))
 
 
+def _pointmap_rotation_errors(out: dict, k: int, sample: dict) -> list[float]:
+    """Rotation errors (deg) of frames 1.. recovered from the point map: a confidence-weighted rigid fit
+    (with scale) of the predicted depth, back-projected through the true intrinsics (camera frame), onto the
+    predicted point map (frame 0's coordinates), against the true ``cam_i_from_cam_0`` rotation."""
+    from vggt3d.longvideo import umeyama
+
+    depth = out["depth"][k, ..., 0].double()  # [S, H, W]
+    points = out["world_points"][k].double()  # [S, H, W, 3]
+    conf = out["world_points_conf"][k].double()  # [S, H, W]
+    K = sample["intrinsics"].double()  # [S, 3, 3]
+    ext = torch.eye(4, dtype=torch.float64).repeat(len(K), 1, 1)
+    ext[:, :3] = sample["cam_from_world"].double()
+    rel = ext @ torch.linalg.inv(ext[:1])  # cam_i_from_cam_0
+    H, W = depth.shape[-2:]
+    v, u = torch.meshgrid(torch.arange(H, dtype=torch.float64), torch.arange(W, dtype=torch.float64), indexing="ij")
+    pix = torch.stack([u, v, torch.ones_like(u)], -1).reshape(-1, 3)  # [H*W, 3]
+    errors = []
+    for f in range(1, len(K)):
+        cam = (pix @ torch.linalg.inv(K[f]).T) * depth[f].reshape(-1, 1)  # [H*W, 3] camera frame
+        fit = umeyama(cam.numpy(), points[f].reshape(-1, 3).numpy(), conf[f].reshape(-1).numpy())
+        pred = fit.rotation.T  # cam_0_from_cam_f -> cam_f_from_cam_0
+        err = pred @ rel[f, :3, :3].numpy().T
+        errors.append(float(np.degrees(np.arccos(np.clip((np.trace(err) - 1) / 2, -1.0, 1.0)))))
+    return errors
+
+
 def _ridge(x: np.ndarray, y: np.ndarray, lam: float) -> np.ndarray:
     """Weights ``[D + 1, k]`` of ridge regression with a bias column."""
     xb = np.concatenate([x, np.ones((len(x), 1))], axis=1)
@@ -57,7 +85,7 @@ def probe(source: str, clips: int = 96, frames: int = 8, size: int = 112, seed: 
 
     model = VGGT3D.from_pretrained(source).eval()
     ds = build_dataset("synthetic", num_scenes=clips, num_frames=frames, image_size=[size, size], seed=seed)
-    feats, targets, heads = [], [], []
+    feats, targets, heads, pm_errors = [], [], [], []
     last = model.head_layers()[-1]
     for start in range(0, clips, 8):
         batch = [ds[i] for i in range(start, min(start + 8, clips))]
@@ -65,7 +93,11 @@ def probe(source: str, clips: int = 96, frames: int = 8, size: int = 112, seed: 
         tokens = model.forward_intermediates(images, model.head_layers())
         cam = tokens[last][:, :, 0]  # [B, S, 2C] camera tokens
         feats.append(torch.cat([cam[:, 1:], cam[:, :1].expand_as(cam[:, 1:])], dim=-1).flatten(0, 1))
-        heads.append(model.forward_heads(tokens, (size, size))["pose_enc"][:, 1:].flatten(0, 1))
+        out = model.forward_heads(tokens, (size, size))
+        heads.append(out["pose_enc"][:, 1:].flatten(0, 1))
+        if "world_points" in out and "depth" in out:
+            for k, b in enumerate(batch):
+                pm_errors += _pointmap_rotation_errors(out, k, b)
         for b in batch:
             ext = torch.eye(4, dtype=torch.float64).repeat(frames, 1, 1)
             ext[:, :3] = b["cam_from_world"].double()  # [S, 4, 4] cam_from_world
@@ -99,6 +131,10 @@ def probe(source: str, clips: int = 96, frames: int = 8, size: int = 112, seed: 
                      "r2_translation_direction": round(_r2(p[:, :3], true[:, :3]), 3),
                      "rotation_error_deg_median": round(float(np.median(ang)), 2),
                      "rotation_within_30deg": round(float((ang < 30).mean()), 3)}
+    if pm_errors:  # all clips (no fit involved)
+        pm = np.array(pm_errors)
+        out["pointmap"] = {"rotation_error_deg_median": round(float(np.median(pm)), 2),
+                           "rotation_within_30deg": round(float((pm < 30).mean()), 3)}
     ang = _angle_deg(identity, true[:, 3:7])
     out["identity"] = {"rotation_error_deg_median": round(float(np.median(ang)), 2),
                        "rotation_within_30deg": round(float((ang < 30).mean()), 3)}
