@@ -73,7 +73,7 @@ def plot(curves: dict[str, list[dict]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
+    fig, axes = plt.subplots(1, 4, figsize=(16, 4.4))
     titles = {"auc30": "AUC@30", "rra30": "RRA@30", "rta30": "RTA@30", "abs_rel": "depth AbsRel (lower is better)"}
     for ax, key in zip(axes, METRICS):
         for name, hist in curves.items():
@@ -83,9 +83,12 @@ def plot(curves: dict[str, list[dict]], path: Path) -> None:
         ax.set_title(titles[key])
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
+        if key != "abs_rel":
+            ax.set_ylim(0, 1)  # fractions: the full range, so that noise around the identity stays flat
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8)
     fig.suptitle("held-out validation (8 frames, synthetic seed 1)")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.14, 1, 1))
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
