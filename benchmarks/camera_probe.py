@@ -45,25 +45,19 @@ def _pointmap_rotation_errors(out: dict, k: int, sample: dict) -> list[float]:
     """Rotation errors (deg) of frames 1.. recovered from the point map: a confidence-weighted rigid fit
     (with scale) of the predicted depth, back-projected through the true intrinsics (camera frame), onto the
     predicted point map (frame 0's coordinates), against the true ``cam_i_from_cam_0`` rotation."""
+    from vggt3d.geometry import depth_to_cam_points, relative_to_first
     from vggt3d.longvideo import umeyama
+    from vggt3d.metrics import rotation_angle_deg
 
-    depth = out["depth"][k, ..., 0].double()  # [S, H, W]
-    points = out["world_points"][k].double()  # [S, H, W, 3]
+    cam = depth_to_cam_points(out["depth"][k].double(), sample["intrinsics"].double())  # [S, H, W, 3]
+    points = out["world_points"][k].double()  # [S, H, W, 3] frame 0's coordinates
     conf = out["world_points_conf"][k].double()  # [S, H, W]
-    K = sample["intrinsics"].double()  # [S, 3, 3]
-    ext = torch.eye(4, dtype=torch.float64).repeat(len(K), 1, 1)
-    ext[:, :3] = sample["cam_from_world"].double()
-    rel = ext @ torch.linalg.inv(ext[:1])  # cam_i_from_cam_0
-    H, W = depth.shape[-2:]
-    v, u = torch.meshgrid(torch.arange(H, dtype=torch.float64), torch.arange(W, dtype=torch.float64), indexing="ij")
-    pix = torch.stack([u, v, torch.ones_like(u)], -1).reshape(-1, 3)  # [H*W, 3]
+    rel = relative_to_first(sample["cam_from_world"].double())  # [S, 3, 4] cam_i_from_cam_0
     errors = []
-    for f in range(1, len(K)):
-        cam = (pix @ torch.linalg.inv(K[f]).T) * depth[f].reshape(-1, 1)  # [H*W, 3] camera frame
-        fit = umeyama(cam.numpy(), points[f].reshape(-1, 3).numpy(), conf[f].reshape(-1).numpy())
-        pred = fit.rotation.T  # cam_0_from_cam_f -> cam_f_from_cam_0
-        err = pred @ rel[f, :3, :3].numpy().T
-        errors.append(float(np.degrees(np.arccos(np.clip((np.trace(err) - 1) / 2, -1.0, 1.0)))))
+    for f in range(1, len(rel)):
+        fit = umeyama(cam[f].reshape(-1, 3).numpy(), points[f].reshape(-1, 3).numpy(), conf[f].reshape(-1).numpy())
+        pred = torch.from_numpy(fit.rotation.T)  # cam_0_from_cam_f -> cam_f_from_cam_0
+        errors.append(float(rotation_angle_deg(pred, rel[f, :, :3])))
     return errors
 
 
@@ -81,7 +75,7 @@ def _apply(w: np.ndarray, x: np.ndarray) -> np.ndarray:
 def probe(source: str, clips: int = 96, frames: int = 8, size: int = 112, seed: int = 1000) -> dict:
     from vggt3d import VGGT3D
     from vggt3d.data import build_dataset
-    from vggt3d.geometry import cameras_to_pose_encoding
+    from vggt3d.geometry import cameras_to_pose_encoding, relative_to_first
 
     model = VGGT3D.from_pretrained(source).eval()
     ds = build_dataset("synthetic", num_scenes=clips, num_frames=frames, image_size=[size, size], seed=seed)
@@ -99,10 +93,8 @@ def probe(source: str, clips: int = 96, frames: int = 8, size: int = 112, seed: 
             for k, b in enumerate(batch):
                 pm_errors += _pointmap_rotation_errors(out, k, b)
         for b in batch:
-            ext = torch.eye(4, dtype=torch.float64).repeat(frames, 1, 1)
-            ext[:, :3] = b["cam_from_world"].double()  # [S, 4, 4] cam_from_world
-            rel = ext @ torch.linalg.inv(ext[:1])  # cam_i_from_cam_0: frame 0 is the world, as the model predicts
-            enc = cameras_to_pose_encoding(rel[:, :3], b["intrinsics"].double(), (size, size))
+            rel = relative_to_first(b["cam_from_world"].double())  # cam_i_from_cam_0, as the model predicts
+            enc = cameras_to_pose_encoding(rel, b["intrinsics"].double(), (size, size))
             targets.append(enc[1:])  # [S-1, 9]: translation, quaternion (scalar-last, w >= 0), field of view
     x = torch.cat(feats).double().numpy()  # [N, 4C]
     y = torch.cat(targets).double().numpy()  # [N, 9]

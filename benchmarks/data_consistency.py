@@ -23,25 +23,19 @@ import torch
 
 def agreement(batch: dict, tolerance: float = 0.02) -> list[float]:
     """Per (sample, frame >= 1): share of frame 0's reprojected depth agreeing with frame i's depth."""
+    from vggt3d.geometry import depth_to_world_points, project_points
+
     shares = []
     B, S = batch["images"].shape[:2]
     for b in range(B):
-        ext = torch.eye(4).repeat(S, 1, 1)
-        ext[:, :3] = batch["cam_from_world"][b]  # [S, 4, 4]
-        K, depth = batch["intrinsics"][b], batch["depths"][b]  # [S, 3, 3], [S, H, W]
+        ext, K, depth = batch["cam_from_world"][b], batch["intrinsics"][b], batch["depths"][b]  # [S, 3, 4], ...
         H, W = depth.shape[-2:]
-        v, u = torch.meshgrid(torch.arange(H), torch.arange(W), indexing="ij")
-        pix = torch.stack([u, v, torch.ones_like(u)], -1).float().reshape(-1, 3)  # [H*W, 3]
-        d0 = depth[0].reshape(-1)
-        cam0 = (pix @ torch.linalg.inv(K[0]).T) * d0[:, None]  # [H*W, 3] frame 0's camera frame
-        world = torch.cat([cam0, torch.ones(len(cam0), 1)], 1) @ torch.linalg.inv(ext[0]).T  # [H*W, 4]
+        world, valid0 = depth_to_world_points(depth[0], ext[0], K[0])  # [H, W, 3], [H, W]
+        world, valid0 = world.reshape(-1, 3), valid0.reshape(-1)
         for f in range(1, S):
-            cam = (world @ ext[f].T)[:, :3]  # [H*W, 3] frame f's camera frame
-            z = cam[:, 2]
-            uv = cam @ K[f].T
-            uv = uv[:, :2] / uv[:, 2:3].clamp(min=1e-9)
+            uv, z = project_points(world, ext[f], K[f])  # [H*W, 2] pixels, [H*W] frame f's depth
             ui, vi = uv[:, 0].round().long(), uv[:, 1].round().long()
-            inside = (d0 > 0) & (z > 0) & (ui >= 0) & (ui < W) & (vi >= 0) & (vi < H)
+            inside = valid0 & (z > 0) & (ui >= 0) & (ui < W) & (vi >= 0) & (vi < H)
             if inside.sum() < 10:
                 continue
             df, zf = depth[f][vi[inside], ui[inside]], z[inside]

@@ -126,19 +126,18 @@ def main() -> None:
             rows.append(row)
             print(json.dumps(row), flush=True)
     command = "OMP_NUM_THREADS=1 python benchmarks/memory_model.py " + " ".join(sys.argv[1:])
-    commands = [command]
+    commands, kept = [command], {}
     if args.update and args.out.exists():
         old = json.loads(args.out.read_text())
         new = {(r["size"], r["frames"]) for r in rows}
         rows = sorted([r for r in old["rows"] if (r["size"], r["frames"]) not in new] + rows,
                       key=lambda r: (int(r["size"].split("x")[0]), r["frames"]))
         commands = old.get("commands", [old["command"]]) + commands
+        kept = {"note": old["note"]} if "note" in old else {}
     result = {"preset": args.preset, "device": "cpu", "dtype": "float32", "threads": args.threads,
               "torch": torch.__version__, "machine": platform.machine(), "weights": "rule (vggt3d.testing)",
               "max_abs_error": max(abs(r["error"]) for r in rows), "rows": rows,
-              "command": commands[0], "commands": commands}
-    if args.update and args.out.exists():
-        result["note"] = old.get("note", "")
+              "command": commands[0], "commands": commands, **kept}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     plot(rows, args.out.with_suffix(".png"))
